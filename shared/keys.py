@@ -1,0 +1,92 @@
+"""Redis key names. Every key starts with the settings' prefix (default ``cim:``).
+
+One user's keys carry ``{user}`` as a hash tag so they share a Redis Cluster
+slot and one Lua script can touch them together (seq, inbox, idempotency).
+
+| key                                   | type   | holds                                        |
+|---------------------------------------|--------|----------------------------------------------|
+| user:{u}                              | hash   | ``pw`` (scrypt hash), ``created`` (ms)       |
+| seq:{u}                               | string | last seq assigned to u (never expires)       |
+| inbox:{u}                             | stream | id ``<seq>-0``, fields ``m`` (msgpack msg)    |
+| ack:{u}                               | string | highest seq u acked (cumulative)             |
+| session:{u}                           | hash   | ``node``, ``conn``, ``since``                |
+| idem:{u}:<scope>                      | string | msgpack answer of an idempotent store        |
+| ratelimit:{u}                         | hash   | token bucket ``tokens``, ``ts``              |
+| groups:{u}                            | set    | names of u's groups                          |
+| group:{g}                             | hash   | ``creator``, ``created``                     |
+| members:{g}                           | set    | usernames                                    |
+| history:{a|b} / history:{#g}          | stream | auto ids, fields ``m`` (msgpack msg)          |
+| node-sessions:<node>                  | set    | usernames with a session on that node        |
+| online                                | zset   | all online usernames, score 0 (lex queries)  |
+| users                                 | zset   | all registered usernames, score 0            |
+| delayed                               | zset   | msgpack jobs scored by due time (ms)          |
+| revoked:<jti>                         | string | "1" until the token would have expired        |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Keys"]
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key builder bound to one prefix; build it once from settings."""
+
+    prefix: str = "cim:"
+
+    def user(self, u: str) -> str:
+        return f"{self.prefix}user:{{{u}}}"
+
+    def seq(self, u: str) -> str:
+        return f"{self.prefix}seq:{{{u}}}"
+
+    def inbox(self, u: str) -> str:
+        return f"{self.prefix}inbox:{{{u}}}"
+
+    def ack(self, u: str) -> str:
+        return f"{self.prefix}ack:{{{u}}}"
+
+    def session(self, u: str) -> str:
+        return f"{self.prefix}session:{{{u}}}"
+
+    def idem(self, u: str, scope: str) -> str:
+        return f"{self.prefix}idem:{{{u}}}:{scope}"
+
+    def ratelimit(self, u: str) -> str:
+        return f"{self.prefix}ratelimit:{{{u}}}"
+
+    def user_groups(self, u: str) -> str:
+        return f"{self.prefix}groups:{{{u}}}"
+
+    def group(self, g: str) -> str:
+        return f"{self.prefix}group:{{#{g}}}"
+
+    def members(self, g: str) -> str:
+        return f"{self.prefix}members:{{#{g}}}"
+
+    def dm_history(self, a: str, b: str) -> str:
+        lo, hi = sorted((a, b))
+        return f"{self.prefix}history:{{{lo}|{hi}}}"
+
+    def group_history(self, g: str) -> str:
+        return f"{self.prefix}history:{{#{g}}}"
+
+    def node_sessions(self, node_id: str) -> str:
+        return f"{self.prefix}node-sessions:{node_id}"
+
+    @property
+    def online(self) -> str:
+        return f"{self.prefix}online"
+
+    @property
+    def users(self) -> str:
+        return f"{self.prefix}users"
+
+    @property
+    def delayed(self) -> str:
+        return f"{self.prefix}delayed"
+
+    def revoked(self, jti: str) -> str:
+        return f"{self.prefix}revoked:{jti}"

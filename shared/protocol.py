@@ -1,0 +1,178 @@
+"""The client <-> node wire protocol: frame codec, frame types, error and kick codes.
+
+A frame is a 4-byte big-endian unsigned length N followed by N bytes of
+MessagePack encoding a map with string keys; every map has ``"t"``.
+
+This module is pure: bytes in, frames out (and back). It imports no asyncio so
+that the node, the SDK and the tests share one codec and can feed it bytes.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+import msgpack
+
+from shared.errors import FrameError
+
+__all__ = [
+    "DEFAULT_MAX_FRAME",
+    "HEADER",
+    "ErrorCode",
+    "FrameDecoder",
+    "FrameType",
+    "KickReason",
+    "MessageKind",
+    "check_client_frame",
+    "check_size",
+    "decode_payload",
+    "encode",
+    "encode_many",
+    "error_frame",
+    "kick_frame",
+]
+
+HEADER = struct.Struct(">I")
+DEFAULT_MAX_FRAME = 65536
+
+
+class FrameType(enum.StrEnum):
+    """Values of a frame's ``"t"`` key."""
+
+    LOGIN = "login"
+    PING = "ping"
+    PONG = "pong"
+    ACK = "ack"
+    BYE = "bye"
+    WELCOME = "welcome"
+    MSG = "msg"
+    KICK = "kick"
+    ERROR = "error"
+
+
+CLIENT_FRAMES = frozenset({FrameType.LOGIN, FrameType.PING, FrameType.ACK, FrameType.BYE})
+SERVER_FRAMES = frozenset({FrameType.WELCOME, FrameType.MSG, FrameType.KICK, FrameType.ERROR, FrameType.PONG})
+
+
+class MessageKind(enum.StrEnum):
+    """``kind`` of a ``msg`` frame. Only p2p, group and push-to-a-list are stored."""
+
+    P2P = "p2p"
+    GROUP = "group"
+    BROADCAST = "broadcast"
+    PUSH = "push"
+    SYSTEM = "system"
+
+
+class ErrorCode(enum.StrEnum):
+    """Codes of ``error`` frames. Every one of them is followed by a close."""
+
+    FRAME_TOO_LARGE = "frame_too_large"
+    BAD_FRAME = "bad_frame"
+    UNKNOWN_TYPE = "unknown_type"
+    NOT_LOGGED_IN = "not_logged_in"
+    BAD_TOKEN = "bad_token"
+    LOGIN_TIMEOUT = "login_timeout"
+    SLOW_CONSUMER = "slow_consumer"
+    DRAINING = "draining"
+
+    @property
+    def reconnect(self) -> bool:
+        """Whether an SDK should log in again after this error (else: a bug or a bad token)."""
+        return self in {ErrorCode.LOGIN_TIMEOUT, ErrorCode.SLOW_CONSUMER, ErrorCode.DRAINING}
+
+
+class KickReason(enum.StrEnum):
+    """Reasons of ``kick`` frames; ``reconnect`` says whether the SDK logs in again."""
+
+    DUPLICATE_LOGIN = "duplicate_login"
+    DRAIN = "drain"
+    LOGOUT = "logout"
+    REVOKED = "revoked"
+
+    @property
+    def reconnect(self) -> bool:
+        return self is KickReason.DRAIN
+
+
+def encode(frame: dict[str, Any]) -> bytes:
+    """Encode one frame (length prefix + MessagePack map)."""
+    body = msgpack.packb(frame, use_bin_type=True)
+    return HEADER.pack(len(body)) + body
+
+
+def encode_many(frames: list[dict[str, Any]]) -> bytes:
+    """Encode several frames into one buffer, for a single socket write."""
+    return b"".join(encode(f) for f in frames)
+
+
+def decode_payload(payload: bytes) -> dict[str, Any]:
+    """Decode the MessagePack body of one frame and check its shape.
+
+    Raises ``FrameError`` with ``bad_frame`` (not MessagePack, not a map, no
+    string ``t``) or ``unknown_type`` (a ``t`` a client may not send).
+    """
+    try:
+        frame = msgpack.unpackb(payload, raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise FrameError(ErrorCode.BAD_FRAME, "frame is not valid MessagePack") from exc
+    if not isinstance(frame, dict):
+        raise FrameError(ErrorCode.BAD_FRAME, "frame is not a map")
+    kind = frame.get("t")
+    if not isinstance(kind, str):
+        raise FrameError(ErrorCode.BAD_FRAME, "frame has no string 't'")
+    return frame
+
+
+class FrameDecoder:
+    """Incremental decoder: ``feed`` bytes, iterate the complete frames.
+
+    The length check happens as soon as the 4-byte header is in, so an
+    oversized frame is refused before its body is buffered.
+    """
+
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self.max_frame = max_frame
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> Iterator[dict[str, Any]]:
+        self._buf += data
+        while True:
+            if len(self._buf) < HEADER.size:
+                return
+            (size,) = HEADER.unpack_from(self._buf)
+            check_size(size, self.max_frame)
+            end = HEADER.size + size
+            if len(self._buf) < end:
+                return
+            payload = bytes(self._buf[HEADER.size : end])
+            del self._buf[:end]
+            yield decode_payload(payload)
+
+
+def check_size(size: int, max_frame: int) -> None:
+    """Raise ``frame_too_large`` for a declared length above ``max_frame``."""
+    if size > max_frame:
+        raise FrameError(ErrorCode.FRAME_TOO_LARGE, f"frame of {size} bytes exceeds the limit of {max_frame}")
+
+
+def check_client_frame(frame: dict[str, Any]) -> FrameType:
+    """Return the type of a frame a client sent, or raise ``unknown_type``."""
+    try:
+        kind = FrameType(frame["t"])
+    except ValueError:
+        kind = None
+    if kind not in CLIENT_FRAMES:
+        raise FrameError(ErrorCode.UNKNOWN_TYPE, f"unknown frame type {frame['t']!r}")
+    return kind
+
+
+def error_frame(code: ErrorCode | str, reason: str) -> dict[str, Any]:
+    return {"t": FrameType.ERROR.value, "code": str(code), "reason": reason}
+
+
+def kick_frame(reason: KickReason) -> dict[str, Any]:
+    return {"t": FrameType.KICK.value, "reason": reason.value}

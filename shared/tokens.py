@@ -1,0 +1,62 @@
+"""Login tokens: signed JWTs (HS256) that any node verifies without calling the route.
+
+A token carries the username (``sub``), an expiry (``exp``) and an id (``jti``)
+so that ``POST /logout`` can revoke it: the revocation list lives in Redis
+(``keys.revoked(jti)``) and expires with the token itself.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+import jwt
+
+from shared.errors import TokenError
+
+__all__ = ["Token", "issue", "verify"]
+
+_ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A verified token's claims; ``expires_at`` is in epoch milliseconds."""
+
+    username: str
+    jti: str
+    expires_at: int
+
+
+def issue(secret: str, username: str, ttl_s: int, now: float | None = None) -> tuple[str, Token]:
+    """Sign a token for ``username`` valid ``ttl_s`` seconds; return it with its claims."""
+    now = time.time() if now is None else now
+    claims = Token(username=username, jti=secrets.token_hex(12), expires_at=int((now + ttl_s) * 1000))
+    encoded = jwt.encode(
+        {"sub": username, "jti": claims.jti, "iat": int(now), "exp": claims.expires_at // 1000},
+        secret,
+        algorithm=_ALGORITHM,
+    )
+    return encoded, claims
+
+
+def verify(secret: str, token: object) -> Token:
+    """Check signature and expiry; raise ``TokenError`` on anything wrong.
+
+    Revocation is checked by the caller, which holds the Redis client.
+    """
+    if not isinstance(token, str) or not token:
+        raise TokenError(detail="token missing")
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=[_ALGORITHM], options={"require": ["sub", "exp", "jti"]}
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise TokenError(detail="token expired") from exc
+    except jwt.PyJWTError as exc:
+        raise TokenError(detail="token invalid") from exc
+    sub, jti = claims["sub"], claims["jti"]
+    if not isinstance(sub, str) or not isinstance(jti, str):
+        raise TokenError(detail="token invalid")
+    return Token(username=sub, jti=jti, expires_at=int(claims["exp"]) * 1000)

@@ -1,0 +1,55 @@
+"""Fixtures: real nats-server and redis-server processes on free ports, stopped afterwards.
+
+``nats`` and ``redis`` are shared by a whole session (tests isolate themselves
+with a key prefix); ``cluster`` starts its own servers, route and nodes as
+subprocesses, so a fault test can kill any of them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from cim_cli.services import Service, start_nats, start_redis
+from tests.harness import Cluster
+
+SECRET = "test-secret-" + "x" * 20
+
+
+@pytest.fixture(scope="session")
+def nats_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    service = start_nats(tmp_path_factory.mktemp("nats"))
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    service = start_redis(tmp_path_factory.mktemp("redis"), aof=False)
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A Redis key prefix of this test's own."""
+    return f"t{secrets.token_hex(4)}:"
+
+
+@pytest.fixture
+async def redis(redis_service: Service) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_service.url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    """A route and two nodes on their own NATS and Redis."""
+    async with Cluster(tmp_path, secret=SECRET) as c:
+        await c.start(nodes=2)
+        yield c
