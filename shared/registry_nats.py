@@ -1,0 +1,95 @@
+"""``NodeRegistry`` over a NATS KV bucket (default ``cim-nodes``).
+
+Each node's record is one key whose message carries a per-message TTL of three
+refresh periods; a node refreshes it by publishing again. When a node stops
+refreshing (SIGKILL, network loss), the server removes the record and, because
+the bucket is created with delete markers (``limit_marker_ttl``), places a
+marker that watchers see as a deletion -- without markers a TTL expiry is
+silent. (Facts measured with nats-server 2.11+ and nats-py 2.16: ``kv.put``
+takes no TTL, so refreshes publish to ``$KV.<bucket>.<key>`` with ``msg_ttl``;
+after a marker, ``kv.get`` may return an entry whose value is None.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import AsyncIterator
+
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
+from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+
+from shared.registry import NodeEvent, NodeInfo
+
+__all__ = ["DEFAULT_BUCKET", "NatsKvRegistry"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BUCKET = "cim-nodes"
+
+
+class NatsKvRegistry:
+    """Node records in a NATS KV bucket, each expiring ``3 * refresh_s`` after its last announce."""
+
+    def __init__(self, js: JetStreamContext, kv: KeyValue, bucket: str, refresh_s: float) -> None:
+        self._js = js
+        self._kv = kv
+        self._bucket = bucket
+        self.ttl_s = max(1, math.ceil(3 * refresh_s))
+
+    @classmethod
+    async def open(
+        cls, js: JetStreamContext, bucket: str = DEFAULT_BUCKET, refresh_s: float = 2.0
+    ) -> NatsKvRegistry:
+        """Bind to the bucket, creating it (with delete markers) if it does not exist yet."""
+        try:
+            kv = await js.key_value(bucket)
+        except BucketNotFoundError:
+            config = KeyValueConfig(
+                bucket=bucket,
+                history=1,
+                storage=StorageType.MEMORY,
+                limit_marker_ttl=max(1, math.ceil(refresh_s)),
+            )
+            kv = await js.create_key_value(config=config)
+        return cls(js, kv, bucket, refresh_s)
+
+    async def announce(self, info: NodeInfo) -> None:
+        await self._js.publish(f"$KV.{self._bucket}.{info.id}", info.pack(), msg_ttl=self.ttl_s)
+
+    async def withdraw(self, node_id: str) -> None:
+        await self._kv.purge(node_id)
+
+    async def snapshot(self) -> dict[str, NodeInfo]:
+        try:
+            ids = await self._kv.keys()
+        except NoKeysError:
+            return {}
+        nodes: dict[str, NodeInfo] = {}
+        for node_id in ids:
+            with contextlib.suppress(KeyNotFoundError):
+                entry = await self._kv.get(node_id)
+                if entry.value:
+                    nodes[node_id] = NodeInfo.unpack(entry.value)
+        return nodes
+
+    async def watch(self) -> AsyncIterator[NodeEvent]:
+        """Every current record, then each change; deletions, purges and TTL expiries as ``info=None``."""
+        watcher = await self._kv.watchall()
+        try:
+            async for entry in watcher:
+                if entry is None:  # "initial values done" marker
+                    continue
+                if entry.operation in (KV_DEL, KV_PURGE) or not entry.value:
+                    yield NodeEvent(entry.key, None)
+                    continue
+                try:
+                    yield NodeEvent(entry.key, NodeInfo.unpack(entry.value))
+                except (ValueError, TypeError):
+                    log.warning("registry: unreadable record for %s ignored", entry.key)
+        finally:
+            with contextlib.suppress(Exception):
+                await watcher.stop()

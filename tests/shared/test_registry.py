@@ -1,0 +1,90 @@
+"""One suite for every NodeRegistry: the in-memory one and the NATS KV one."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator
+
+import nats
+import pytest
+
+from cim_cli.services import Service
+from shared.registry import MemoryRegistry, NodeEvent, NodeInfo, NodeRegistry
+from shared.registry_nats import NatsKvRegistry
+
+
+@pytest.fixture(params=["memory", "nats"])
+async def registry(request: pytest.FixtureRequest, nats_service: Service) -> AsyncIterator[NodeRegistry]:
+    if request.param == "memory":
+        yield MemoryRegistry()
+        return
+    nc = await nats.connect(nats_service.url)
+    try:
+        yield await NatsKvRegistry.open(nc.jetstream(), f"test-{secrets.token_hex(4)}", refresh_s=1)
+    finally:
+        await nc.close()
+
+
+def _info(node_id: str, connections: int = 0, state: str = "up") -> NodeInfo:
+    return NodeInfo(id=node_id, host="127.0.0.1", port=9000, connections=connections, state=state)
+
+
+async def _next(events: AsyncIterator[NodeEvent]) -> NodeEvent:
+    return await asyncio.wait_for(anext(events), 5)
+
+
+async def test_announce_then_snapshot_and_watch(registry: NodeRegistry) -> None:
+    await registry.announce(_info("n-1"))
+    assert set(await registry.snapshot()) == {"n-1"}
+
+    events = registry.watch()
+    first = await _next(events)
+    assert first == NodeEvent("n-1", _info("n-1"))
+
+    await registry.announce(_info("n-1", connections=5, state="draining"))
+    update = await _next(events)
+    assert update.info is not None and update.info.connections == 5 and not update.info.accepting
+
+    await registry.withdraw("n-1")
+    gone = await _next(events)
+    assert gone == NodeEvent("n-1", None)
+    assert await registry.snapshot() == {}
+    await events.aclose()
+
+
+async def test_record_round_trips_every_field() -> None:
+    info = NodeInfo(id="a", host="h", port=1, connections=2, state="draining", started_at=3, metrics_port=4)
+    assert NodeInfo.unpack(info.pack()) == info
+
+
+async def test_node_that_stops_refreshing_disappears_within_three_periods(nats_service: Service) -> None:
+    nc = await nats.connect(nats_service.url)
+    try:
+        registry = await NatsKvRegistry.open(nc.jetstream(), f"test-{secrets.token_hex(4)}", refresh_s=1)
+        await registry.announce(_info("dying"))
+        events = registry.watch()
+        assert (await _next(events)).info is not None
+        started = time.monotonic()
+        gone = await asyncio.wait_for(anext(events), 10)
+        elapsed = time.monotonic() - started
+        assert gone == NodeEvent("dying", None)
+        assert elapsed <= 3 * 1 + 1.5, elapsed
+        assert await registry.snapshot() == {}
+        await events.aclose()
+    finally:
+        await nc.close()
+
+
+async def test_refreshed_node_stays(nats_service: Service) -> None:
+    nc = await nats.connect(nats_service.url)
+    try:
+        registry = await NatsKvRegistry.open(nc.jetstream(), f"test-{secrets.token_hex(4)}", refresh_s=1)
+        deadline = time.monotonic() + 4.5
+        while time.monotonic() < deadline:
+            await registry.announce(_info("alive"))
+            await asyncio.sleep(1)  # the refresh period itself: this is what is under test
+        assert set(await registry.snapshot()) == {"alive"}
+    finally:
+        await nc.close()
