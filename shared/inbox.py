@@ -48,7 +48,7 @@ def msg_frame(packed: bytes, seq: int, ts: int) -> dict[str, Any]:
     return frame
 
 
-def store(
+async def store(
     pipe: Pipeline,
     scripts: Scripts,
     keys: Keys,
@@ -62,11 +62,14 @@ def store(
     idem_ttl_s: int = 600,
 ) -> None:
     """Queue the store of one message for ``user`` on ``pipe``; its reply parses with
-    ``parse_stored``. Queue many (a group) and execute once: one round trip."""
+    ``parse_stored``. Queue many (a group) and execute once: one round trip.
+
+    A coroutine because redis-py's ``AsyncScript`` is one even on a pipeline (it only
+    queues there): ``await store(pipe, ...)``, then ``await pipe.execute()``."""
     script_keys = [keys.seq(user), keys.inbox(user)]
     if idem_scope is not None:
         script_keys.append(keys.idem(user, idem_scope))
-    scripts.store(
+    await scripts.store(
         keys=script_keys,
         args=[packed, retention_s * 1000, retention_count, idem_ttl_s, msg_id],
         client=pipe,
