@@ -153,6 +153,8 @@ class NodeSettings(CommonSettings):
     ack_flush_ms: int = 500
     drain_rate: int = 200
     """Kicks per second while draining, so the others' logins don't stampede."""
+    drain_timeout_s: float = 60.0
+    """Longest a drain (bus ``drain`` or SIGTERM) may take before the rest are closed at once."""
 
     def validate(self) -> None:
         CommonSettings.validate(self)
@@ -160,6 +162,8 @@ class NodeSettings(CommonSettings):
             raise SettingsError(detail=f"CIM_NODE_ID={self.node_id!r}: use 1-64 of [a-z0-9-]")
         if self.write_buffer < self.max_frame:
             raise SettingsError(detail="CIM_WRITE_BUFFER must be at least CIM_MAX_FRAME")
+        if self.drain_rate <= 0:
+            raise SettingsError(detail="CIM_DRAIN_RATE must be positive")
 
     @property
     def public_host(self) -> str:
