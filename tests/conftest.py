@@ -15,9 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from cim_cli.services import Service, start_nats, start_redis
-from tests.harness import Cluster
-
-SECRET = "test-secret-" + "x" * 20
+from tests.harness import SECRET, Cluster
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ import httpx
 from cim_cli.services import Service, child_env, free_port, start_nats, start_redis, wait_for_port
 
 API_KEY = "test-api-key-0123456789"
+SECRET = "test-secret-" + "x" * 20
 
 
 async def eventually(
