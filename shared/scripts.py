@@ -23,6 +23,9 @@ class Scripts:
     session_claim: AsyncScript
     session_release: AsyncScript
     max_set: AsyncScript
+    rate_limit: AsyncScript
+    delayed_claim: AsyncScript
+    idem_status: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:
@@ -31,4 +34,7 @@ class Scripts:
             session_claim=redis.register_script(_source("session_claim")),
             session_release=redis.register_script(_source("session_release")),
             max_set=redis.register_script(_source("max_set")),
+            rate_limit=redis.register_script(_source("rate_limit")),
+            delayed_claim=redis.register_script(_source("delayed_claim")),
+            idem_status=redis.register_script(_source("idem_status")),
         )

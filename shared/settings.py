@@ -184,9 +184,19 @@ class RouteSettings(CommonSettings):
     group_max: int = 1000
     idempotency_s: int = 600
     history_limit: int = 200
+    scrypt_n: int = 16384
+    """scrypt cost of new password hashes (a power of two); stored with each hash."""
+    startup_timeout_s: float = 30.0
+    """How long the route tries to reach NATS at start before it gives up (exit non-zero)."""
+    scheduler_poll_ms: int = 200
+    """How often the route looks for delayed messages that fell due."""
 
     def validate(self) -> None:
         CommonSettings.validate(self)
+        if self.scrypt_n < 2 or self.scrypt_n & (self.scrypt_n - 1):
+            raise SettingsError(detail="CIM_SCRYPT_N must be a power of two")
+        if self.scheduler_poll_ms <= 0:
+            raise SettingsError(detail="CIM_SCHEDULER_POLL_MS must be positive")
         if self.balancer not in BALANCERS:
             raise SettingsError(detail=f"CIM_BALANCER={self.balancer!r}: one of {', '.join(BALANCERS)}")
         if self.group_max <= 0:
