@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError, NoStreamResponseError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from shared.registry import NodeEvent, NodeInfo
@@ -29,6 +29,19 @@ __all__ = ["DEFAULT_BUCKET", "NatsKvRegistry"]
 log = logging.getLogger(__name__)
 
 DEFAULT_BUCKET = "cim-nodes"
+
+
+async def _bind(js: JetStreamContext, bucket: str, refresh_s: float) -> KeyValue:
+    try:
+        return await js.key_value(bucket)
+    except BucketNotFoundError:
+        config = KeyValueConfig(
+            bucket=bucket,
+            history=1,
+            storage=StorageType.FILE,
+            limit_marker_ttl=max(1, math.ceil(refresh_s)),
+        )
+        return await js.create_key_value(config=config)
 
 
 class NatsKvRegistry:
@@ -45,20 +58,17 @@ class NatsKvRegistry:
         cls, js: JetStreamContext, bucket: str = DEFAULT_BUCKET, refresh_s: float = 2.0
     ) -> NatsKvRegistry:
         """Bind to the bucket, creating it (with delete markers) if it does not exist yet."""
-        try:
-            kv = await js.key_value(bucket)
-        except BucketNotFoundError:
-            config = KeyValueConfig(
-                bucket=bucket,
-                history=1,
-                storage=StorageType.MEMORY,
-                limit_marker_ttl=max(1, math.ceil(refresh_s)),
-            )
-            kv = await js.create_key_value(config=config)
-        return cls(js, kv, bucket, refresh_s)
+        return cls(js, await _bind(js, bucket, refresh_s), bucket, refresh_s)
 
     async def announce(self, info: NodeInfo) -> None:
-        await self._js.publish(f"$KV.{self._bucket}.{info.id}", info.pack(), msg_ttl=self.ttl_s)
+        subject = f"$KV.{self._bucket}.{info.id}"
+        try:
+            await self._js.publish(subject, info.pack(), msg_ttl=self.ttl_s)
+        except NoStreamResponseError:
+            # The bucket is gone (a NATS without persistence restarted): make it again.
+            log.warning("registry: bucket %s missing, creating it again", self._bucket)
+            self._kv = await _bind(self._js, self._bucket, self.ttl_s / 3)
+            await self._js.publish(subject, info.pack(), msg_ttl=self.ttl_s)
 
     async def withdraw(self, node_id: str) -> None:
         await self._kv.purge(node_id)
