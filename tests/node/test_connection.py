@@ -1,0 +1,198 @@
+"""A node's connections over real sockets: login, heartbeat, refused frames, duplicate login."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+
+import msgpack
+
+from cim_node.server import NodeServer
+from shared import bus, tokens
+from shared.keys import Keys
+from shared.protocol import encode
+from tests.conftest import SECRET
+from tests.harness import eventually
+from tests.node.conftest import Client, NodeFactory
+
+
+async def test_login_welcome_and_ping(node: NodeServer, clients) -> None:
+    c = await clients(node)
+    welcome = await c.login("alice")
+    assert welcome == {"t": "welcome", "user": "alice", "node": node.id, "heartbeat_s": 30, "last_seq": 0}
+    await c.send({"t": "ping"})
+    assert await c.recv() == {"t": "pong"}
+    assert node.hub.get("alice") is not None
+
+
+async def test_login_claims_session_and_bye_releases_it(node: NodeServer, clients, redis, prefix) -> None:
+    keys = Keys(prefix)
+    c = await clients(node)
+    await c.login("alice")
+    conn = node.hub.get("alice")
+    session = await redis.hgetall(keys.session("alice"))
+    assert session[b"node"] == node.id.encode() and session[b"conn"] == conn.conn_id.encode()
+    assert await redis.zscore(keys.online, "alice") == 0
+    await c.send({"t": "bye"})
+    assert await c.expect_closed() == []
+    await eventually(lambda: _not(redis.exists(keys.session("alice"))), timeout=3, what="session released")
+    assert node.hub.get("alice") is None
+
+
+async def _not(aw) -> bool:
+    return not await aw
+
+
+async def test_frames_right_behind_login_are_served(node: NodeServer, clients) -> None:
+    c = await clients(node)
+    token = tokens.issue(SECRET, "alice", 60)[0]
+    await c.send_raw(encode({"t": "login", "token": token}) + encode({"t": "ping"}))
+    assert (await c.recv())["t"] == "welcome"
+    assert await c.recv() == {"t": "pong"}
+
+
+async def _error_then_close(c: Client) -> dict:
+    frames = await c.expect_closed()
+    assert len(frames) == 1, frames
+    assert frames[0]["t"] == "error"
+    return frames[0]
+
+
+async def _bystander(node: NodeServer, clients) -> Client:
+    other = await clients(node)
+    await other.login("bystander")
+    return other
+
+
+async def _still_served(other: Client) -> None:
+    await other.send({"t": "ping"})
+    assert await other.recv() == {"t": "pong"}
+
+
+async def test_oversize_frame(node: NodeServer, clients) -> None:
+    other = await _bystander(node, clients)
+    c = await clients(node)
+    await c.send_raw(struct.pack(">I", node.settings.max_frame + 1))
+    assert (await _error_then_close(c))["code"] == "frame_too_large"
+    await _still_served(other)
+
+
+async def test_not_msgpack(node: NodeServer, clients) -> None:
+    other = await _bystander(node, clients)
+    c = await clients(node)
+    await c.send_raw(struct.pack(">I", 1) + b"\xc1")
+    assert (await _error_then_close(c))["code"] == "bad_frame"
+    await _still_served(other)
+
+
+async def test_non_map(node: NodeServer, clients) -> None:
+    other = await _bystander(node, clients)
+    c = await clients(node)
+    body = msgpack.packb([1, 2, 3])
+    await c.send_raw(struct.pack(">I", len(body)) + body)
+    assert (await _error_then_close(c))["code"] == "bad_frame"
+    await _still_served(other)
+
+
+async def test_unknown_type_after_login(node: NodeServer, clients) -> None:
+    other = await _bystander(node, clients)
+    c = await clients(node)
+    await c.login("alice")
+    await c.send({"t": "welcome"})
+    assert (await _error_then_close(c))["code"] == "unknown_type"
+    await _still_served(other)
+
+
+async def test_frame_before_login(node: NodeServer, clients) -> None:
+    other = await _bystander(node, clients)
+    c = await clients(node)
+    await c.send({"t": "ping"})
+    assert (await _error_then_close(c))["code"] == "not_logged_in"
+    await _still_served(other)
+
+
+async def test_bad_ack_is_bad_frame(node: NodeServer, clients) -> None:
+    c = await clients(node)
+    await c.login("alice")
+    await c.send({"t": "ack", "seq": "x"})
+    assert (await _error_then_close(c))["code"] == "bad_frame"
+
+
+async def test_bad_token_closes_only_that_connection(node: NodeServer, clients) -> None:
+    other = await _bystander(node, clients)
+    c = await clients(node)
+    await c.send({"t": "login", "token": "nope"})
+    assert (await _error_then_close(c))["code"] == "bad_token"
+    expired = await clients(node)
+    await expired.send({"t": "login", "token": tokens.issue(SECRET, "alice", 60, now=1.0)[0]})
+    assert (await _error_then_close(expired))["code"] == "bad_token"
+    await _still_served(other)
+    assert node.hub.get("alice") is None
+
+
+async def test_revoked_token(node: NodeServer, clients, redis, prefix) -> None:
+    token, claims = tokens.issue(SECRET, "alice", 60)
+    await redis.set(Keys(prefix).revoked(claims.jti), "1", ex=60)
+    c = await clients(node)
+    await c.send({"t": "login", "token": token})
+    frame = await _error_then_close(c)
+    assert frame["code"] == "bad_token" and "revoked" in frame["reason"]
+    assert node.hub.get("alice") is None
+
+
+async def test_login_timeout(make_node: NodeFactory, clients) -> None:
+    node = await make_node(login_timeout_s=0.2)
+    c = await clients(node)
+    assert (await _error_then_close(c))["code"] == "login_timeout"
+
+
+async def test_heartbeat_timeout(make_node: NodeFactory, clients) -> None:
+    node = await make_node(heartbeat_s=1)
+    quiet, talker = await clients(node), await clients(node)
+    await quiet.login("quiet")
+    await talker.login("talker")
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    closed = asyncio.ensure_future(quiet.expect_closed(timeout=6))
+    while not closed.done():
+        await talker.send({"t": "ping"})
+        assert await talker.recv() == {"t": "pong"}
+        await asyncio.wait({closed}, timeout=0.5)
+    assert await closed == []
+    assert 2.9 <= loop.time() - start < 4.5
+    await _still_served(talker)
+
+
+async def test_duplicate_login_on_same_node(node: NodeServer, clients, redis, prefix) -> None:
+    first, second = await clients(node), await clients(node)
+    await first.login("alice")
+    await second.login("alice")
+    assert await first.expect_closed() == [{"t": "kick", "reason": "duplicate_login"}]
+    await _still_served(second)
+    conn = node.hub.get("alice")
+
+    async def session_is_newest() -> bool:
+        return await redis.hget(Keys(prefix).session("alice"), "conn") == conn.conn_id.encode()
+
+    await eventually(session_is_newest, timeout=3, what="session of the newest login")
+
+
+async def test_duplicate_login_across_nodes(make_node: NodeFactory, clients, redis, prefix) -> None:
+    a, b = await make_node(), await make_node()
+    first, second = await clients(a), await clients(b)
+    await first.login("alice")
+    await second.login("alice")
+    assert await first.expect_closed() == [{"t": "kick", "reason": "duplicate_login"}]
+    await _still_served(second)
+    session = await redis.hgetall(Keys(prefix).session("alice"))
+    assert session[b"node"] == b.id.encode()
+    await eventually(lambda: _not(redis.sismember(Keys(prefix).node_sessions(a.id), "alice")), timeout=3)
+
+
+async def test_bus_kick_honours_conn_filter(node: NodeServer, clients, nc) -> None:
+    c = await clients(node)
+    await c.login("alice")
+    await nc.publish(bus.node_subject(node.id), bus.kick("alice", "logout", conn="someone-else"))
+    await _still_served(c)
+    await nc.publish(bus.node_subject(node.id), bus.kick("alice", "revoked"))
+    assert await c.expect_closed() == [{"t": "kick", "reason": "revoked"}]
