@@ -68,6 +68,7 @@ __all__ = [
     "parse",
     "parse_target",
     "resolve",
+    "valid_name",
 ]
 
 _NAME = re.compile(r"[A-Za-z0-9_.\-]{1,32}\Z")
@@ -305,6 +306,11 @@ def parse(line: str) -> Command | None:
 def resolve(say: Say, target: Target | None) -> SendTo | Broadcast:
     """Plain text goes to the current target, or to everyone when there is none."""
     return Broadcast(say.body) if target is None else SendTo(target, say.body)
+
+
+def valid_name(name: str) -> bool:
+    """Whether ``name`` is a valid username or group name (1-32 of ``A-Z a-z 0-9 _ . -``)."""
+    return bool(_NAME.match(name))
 
 
 def parse_target(text: str) -> Target:

@@ -3,7 +3,8 @@
 - ``chat.json`` in the config folder: the last route URL and username (never a password);
 - ``tokens.json`` in the data folder, mode 0600: login tokens with their expiry, one per
   route URL and username, reused while valid;
-- ``chat_history`` in the data folder: the input history of the prompt.
+- ``chat_history`` in the data folder: the input history of the prompt;
+- ``peers.json`` in the data folder: whom I had private conversations with (``:q`` searches them).
 
 The folders are ``platformdirs.user_config_dir("cim")`` and ``user_data_dir("cim")``;
 ``CIM_HOME`` puts all of it in one folder instead (tests, several profiles).
@@ -23,12 +24,13 @@ from typing import Any
 
 import platformdirs
 
-__all__ = ["Profile", "Remembered", "TOKEN_MARGIN_MS"]
+__all__ = ["CachedLogin", "Profile", "Remembered", "TOKEN_MARGIN_MS"]
 
 log = logging.getLogger(__name__)
 
 # A cached token this close to its expiry is not worth using: the session would die soon.
 TOKEN_MARGIN_MS = 60_000
+MAX_PEERS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,15 @@ class Remembered:
 
     route_url: str | None = None
     username: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CachedLogin:
+    """A remembered login: the token, its expiry (ms since the epoch) and the node it named."""
+
+    token: str
+    expires_at: int
+    node: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +74,10 @@ class Profile:
         return self.data_dir / "tokens.json"
 
     @property
+    def peers_path(self) -> Path:
+        return self.data_dir / "peers.json"
+
+    @property
     def history_path(self) -> Path:
         """Where the prompt's input history lives (created on first use)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -81,39 +96,57 @@ class Profile:
 
     # ----- token cache ---------------------------------------------------------------
 
-    def cached_token(self, route_url: str, username: str, now_ms: int | None = None) -> str | None:
-        """A stored token for this route and user that stays valid for a while yet, else ``None``."""
+    def cached_login(self, route_url: str, username: str, now_ms: int | None = None) -> CachedLogin | None:
+        """A stored login for this route and user that stays valid for a while yet, else ``None``."""
         entry = _read_json(self.tokens_path).get(_token_key(route_url, username))
         if not isinstance(entry, dict):
             return None
-        token, expires_at = entry.get("token"), entry.get("expires_at")
+        token, expires_at, node = entry.get("token"), entry.get("expires_at"), entry.get("node")
         if not isinstance(token, str) or not isinstance(expires_at, int):
             return None
         now_ms = _now_ms() if now_ms is None else now_ms
-        return token if expires_at - TOKEN_MARGIN_MS > now_ms else None
+        if expires_at - TOKEN_MARGIN_MS <= now_ms:
+            return None
+        return CachedLogin(token, expires_at, node if isinstance(node, dict) else None)
 
-    def save_token(self, route_url: str, username: str, token: str, expires_at: int) -> None:
-        """Store a token and its expiry (ms since the epoch) in the 0600 cache file."""
-        tokens = self._live_tokens()
-        tokens[_token_key(route_url, username)] = {"token": token, "expires_at": int(expires_at)}
-        _write_json(self.tokens_path, tokens, mode=0o600)
+    def save_login(self, route_url: str, username: str, login: CachedLogin) -> None:
+        """Store a token, its expiry and its node in the 0600 cache file."""
+        tokens = _read_json(self.tokens_path)
+        tokens[_token_key(route_url, username)] = {
+            "token": login.token,
+            "expires_at": int(login.expires_at),
+            "node": login.node,
+        }
+        self._write_tokens(tokens)
 
     def forget_token(self, route_url: str, username: str) -> None:
         """Drop a token the server no longer accepts (revoked, logged out)."""
-        tokens = self._live_tokens()
+        tokens = _read_json(self.tokens_path)
         if tokens.pop(_token_key(route_url, username), None) is not None:
-            _write_json(self.tokens_path, tokens, mode=0o600)
+            self._write_tokens(tokens)
 
-    def _live_tokens(self) -> dict[str, Any]:
-        """The cache without expired entries, so the file does not grow forever."""
+    # ----- people I talk with (for a search of all my conversations) ---------------
+
+    def peers(self) -> list[str]:
+        """Users I exchanged private messages with, most recent last."""
+        names = _read_json(self.peers_path).get("peers")
+        return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+    def save_peers(self, names: list[str]) -> None:
+        """Keep the most recent ``MAX_PEERS`` names."""
+        _write_json(self.peers_path, {"peers": names[-MAX_PEERS:]}, mode=0o600)
+
+    def _write_tokens(self, tokens: dict[str, Any]) -> None:
+        """Write the cache without expired entries, so the file does not grow forever."""
         now = _now_ms()
-        return {
+        live = {
             key: entry
-            for key, entry in _read_json(self.tokens_path).items()
+            for key, entry in tokens.items()
             if isinstance(entry, dict)
             and isinstance(entry.get("expires_at"), int)
             and entry["expires_at"] > now
         }
+        _write_json(self.tokens_path, live, mode=0o600)
 
 
 def _token_key(route_url: str, username: str) -> str:
