@@ -1,0 +1,20 @@
+"""The HTTP API: one router per resource. ``API_ROUTERS`` go under ``/api/v1``; ``ROOT_ROUTERS``
+(health, readiness, metrics) at the root."""
+
+from __future__ import annotations
+
+from cim_route.api import account, groups, health, history, messages, nodes, push, sessions, users
+
+__all__ = ["API_ROUTERS", "ROOT_ROUTERS"]
+
+API_ROUTERS = (
+    users.router,
+    account.router,
+    messages.router,
+    groups.router,
+    history.router,
+    push.router,
+    nodes.router,
+    sessions.router,
+)
+ROOT_ROUTERS = (health.router,)

@@ -1,0 +1,46 @@
+"""``python -m cim_route``: serve the route with uvicorn on ``CIM_ROUTE_HOST:CIM_ROUTE_PORT``.
+
+Settings come from ``CIM_*`` variables. uvicorn handles SIGTERM/SIGINT: it stops
+accepting, lets requests in flight finish, runs the lifespan shutdown (tasks
+cancelled and awaited, NATS and Redis closed) and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import sys
+
+import uvicorn
+
+from cim_route.app import create_app
+from shared.errors import SettingsError
+from shared.settings import RouteSettings
+
+
+def main() -> int:
+    try:
+        settings = RouteSettings.from_env()
+    except SettingsError as exc:
+        print(f"cim route: {exc.detail}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.route_host,
+        port=settings.route_port,
+        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        log_level=settings.log_level.lower(),
+        lifespan="on",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""A user's own session: ``/login``, ``/logout``, ``/me``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, Field
+
+from cim_route.auth import Caller
+from cim_route.context import Ctx
+from cim_route.passwords import verify_password
+from cim_route.send import now_ms
+from shared import bus, tokens
+from shared.errors import ApiError
+from shared.protocol import KickReason
+
+router = APIRouter(tags=["account"])
+log = logging.getLogger(__name__)
+
+
+class Credentials(BaseModel):
+    # Not the username pattern: a name that cannot exist is simply bad credentials.
+    username: Annotated[str, Field(min_length=1, max_length=128)]
+    password: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class NodeAddress(BaseModel):
+    id: str
+    host: str
+    port: int
+
+
+class LoginAnswer(BaseModel):
+    username: str
+    token: str
+    expires_at: int
+    node: NodeAddress
+
+
+@router.post("/login", summary="Log in: a token and the node to connect to")
+async def login(ctx: Ctx, creds: Credentials) -> LoginAnswer:
+    """401 ``bad_credentials`` (unknown user too); 503 ``no_nodes`` when no node takes logins."""
+    pw_hash = await ctx.redis.hget(ctx.keys.user(creds.username), "pw")
+    encoded = pw_hash.decode() if pw_hash is not None else None
+    if not await verify_password(creds.password, encoded, ctx.settings.scrypt_n):
+        ctx.metrics.logins.labels("bad_credentials").inc()
+        log.info("login refused for %s", creds.username)
+        raise ApiError(401, "bad_credentials", "wrong username or password")
+    nodes = ctx.view.accepting()
+    if not nodes:
+        ctx.metrics.logins.labels("no_nodes").inc()
+        raise ApiError(503, "no_nodes", "no connection node is taking logins")
+    node = ctx.balancer.pick(nodes, creds.username)
+    token, claims = tokens.issue(ctx.settings.secret, creds.username, ctx.settings.token_ttl)
+    ctx.metrics.logins.labels("ok").inc()
+    log.info("login %s -> node %s (token %s)", creds.username, node.id, claims.jti)
+    return LoginAnswer(
+        username=creds.username,
+        token=token,
+        expires_at=claims.expires_at,
+        node=NodeAddress(id=node.id, host=node.host, port=node.port),
+    )
+
+
+@router.post("/logout", status_code=204, summary="Revoke the token and close the session")
+async def logout(ctx: Ctx, caller: Caller) -> Response:
+    ttl_ms = max(1, caller.expires_at - now_ms())
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        pipe.set(ctx.keys.revoked(caller.jti), b"1", px=ttl_ms)
+        pipe.hmget(ctx.keys.session(caller.username), "node", "conn")
+        _, (node, conn) = await pipe.execute()
+    if node is not None:
+        payload = bus.kick(caller.username, KickReason.LOGOUT.value, conn.decode() if conn else None)
+        await ctx.nats.publish(bus.node_subject(node.decode()), payload)
+    log.info("logout %s (token %s revoked)", caller.username, caller.jti)
+    return Response(status_code=204)
+
+
+class Me(BaseModel):
+    username: str
+    online: bool
+    node: str | None
+
+
+@router.get("/me", summary="The caller and where it is connected")
+async def me(ctx: Ctx, caller: Caller) -> Me:
+    node = await ctx.redis.hget(ctx.keys.session(caller.username), "node")
+    return Me(username=caller.username, online=node is not None, node=node.decode() if node else None)

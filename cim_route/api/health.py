@@ -1,0 +1,48 @@
+"""Root endpoints for operators: ``/healthz``, ``/readyz``, ``/metrics``."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from redis.exceptions import RedisError
+
+from cim_route.context import Context, Ctx
+from shared.errors import ApiError
+
+router = APIRouter(tags=["operations"])
+
+_PROBE_TIMEOUT_S = 2.0
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+async def _problems(ctx: Context) -> list[str]:
+    problems = []
+    try:
+        await asyncio.wait_for(ctx.redis.ping(), _PROBE_TIMEOUT_S)
+    except (RedisError, OSError, TimeoutError):
+        problems.append("redis unreachable")
+    if not ctx.nats.is_connected:
+        problems.append("nats disconnected")
+    if not len(ctx.view):
+        problems.append("no node in the registry")
+    return problems
+
+
+@router.get("/readyz", summary="NATS, Redis and at least one node are reachable")
+async def readyz(ctx: Ctx) -> dict[str, str]:
+    """200, else 503 ``unavailable`` naming what is missing."""
+    problems = await _problems(ctx)
+    if problems:
+        raise ApiError(503, "unavailable", "; ".join(problems))
+    return {"status": "ready"}
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(ctx: Ctx) -> Response:
+    return Response(ctx.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,61 @@
+"""``/nodes`` (API key): the connection nodes and draining one."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel
+
+from cim_route.auth import ApiKey
+from cim_route.context import Ctx
+from shared import bus
+from shared.errors import ApiError
+from shared.settings import NODE_ID_RE
+
+router = APIRouter(tags=["nodes"], dependencies=[ApiKey])
+log = logging.getLogger(__name__)
+
+
+class Node(BaseModel):
+    id: str
+    host: str
+    port: int
+    connections: int
+    state: str
+    started_at: int
+
+
+@router.get("/nodes", summary="Every node in the registry")
+async def nodes(ctx: Ctx) -> list[Node]:
+    """``[{id, host, port, connections, state, started_at}]`` sorted by id; ``state`` is ``up``
+    or ``draining``."""
+    return [
+        Node(
+            id=n.id,
+            host=n.host,
+            port=n.port,
+            connections=n.connections,
+            state=n.state,
+            started_at=n.started_at,
+        )
+        for n in ctx.view.listed()
+    ]
+
+
+class Draining(BaseModel):
+    id: str
+    state: str
+
+
+@router.post("/nodes/{node_id}/drain", status_code=202, summary="Drain a node")
+async def drain(ctx: Ctx, node_id: Annotated[str, Path(pattern=NODE_ID_RE.pattern)]) -> Draining:
+    """202: the node stops taking logins (this route hands it out no more at once) and moves
+    its clients away; 404 ``unknown_node``."""
+    if ctx.view.get(node_id) is None:
+        raise ApiError(404, "unknown_node", f"no such node: {node_id}")
+    await ctx.nats.publish(bus.node_subject(node_id), bus.drain())
+    ctx.view.mark_draining(node_id)
+    log.info("drain requested for node %s", node_id)
+    return Draining(id=node_id, state="draining")

@@ -1,0 +1,38 @@
+"""``/sessions`` (API key): an operator closes a user's session."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
+
+from cim_route.auth import ApiKey
+from cim_route.context import Ctx
+from shared import bus, sessions
+from shared.errors import ApiError
+from shared.protocol import KickReason
+from shared.settings import NAME_RE
+
+router = APIRouter(tags=["sessions"], dependencies=[ApiKey])
+log = logging.getLogger(__name__)
+
+
+@router.delete("/sessions/{username}", status_code=204, summary="Kick a user")
+async def kick(ctx: Ctx, username: Annotated[str, Path(pattern=NAME_RE.pattern)]) -> Response:
+    """204: the user's connection gets ``kick{revoked}`` and its session is released (204 too
+    when it has none); 404 ``unknown_user``."""
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        pipe.exists(ctx.keys.user(username))
+        pipe.hmget(ctx.keys.session(username), "node", "conn")
+        exists, (node, conn) = await pipe.execute()
+    if not exists:
+        raise ApiError(404, "unknown_user", f"no such user: {username}")
+    if node is not None:
+        node_id, conn_id = node.decode(), conn.decode() if conn else None
+        await ctx.nats.publish(
+            bus.node_subject(node_id), bus.kick(username, KickReason.REVOKED.value, conn_id)
+        )
+        await sessions.release(ctx.redis, ctx.scripts, ctx.keys, username, node_id, conn_id or "*")
+        log.info("session of %s on node %s kicked by an operator", username, node_id)
+    return Response(status_code=204)

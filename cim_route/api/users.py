@@ -1,0 +1,59 @@
+"""``/users``: registration and who is online."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from cim_route.api.schemas import Name
+from cim_route.auth import Caller
+from cim_route.context import Ctx
+from cim_route.passwords import hash_password
+from cim_route.send import now_ms
+from shared.errors import ApiError
+
+router = APIRouter(tags=["users"])
+
+
+class NewUser(BaseModel):
+    username: Name
+    password: Annotated[str, Field(min_length=8, max_length=128)]
+
+
+@router.post("/users", status_code=201, summary="Register a user")
+async def register(ctx: Ctx, user: NewUser) -> dict[str, str]:
+    """201 ``{username}``; 409 ``username_taken``."""
+    pw_hash = await hash_password(user.password, ctx.settings.scrypt_n)
+    key = ctx.keys.user(user.username)
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        pipe.hsetnx(key, "pw", pw_hash)
+        pipe.hsetnx(key, "created", now_ms())
+        pipe.zadd(ctx.keys.users, {user.username: 0})
+        created, _, _ = await pipe.execute()
+    if not created:
+        raise ApiError(409, "username_taken", f"{user.username} is taken")
+    return {"username": user.username}
+
+
+class Online(BaseModel):
+    users: list[str]
+    total: int
+
+
+@router.get("/users/online", summary="Online users")
+async def online(
+    ctx: Ctx,
+    caller: Caller,
+    prefix: Annotated[str, Query(max_length=32)] = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Online:
+    """Online usernames starting with ``prefix`` (sorted); ``total`` counts them all."""
+    low = f"[{prefix}".encode() if prefix else b"-"
+    high = f"[{prefix}".encode() + b"\xff" if prefix else b"+"
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        pipe.zrangebylex(ctx.keys.online, low, high, start=0, num=limit)
+        pipe.zlexcount(ctx.keys.online, low, high)
+        users, total = await pipe.execute()
+    return Online(users=[u.decode() for u in users], total=total)

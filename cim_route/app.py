@@ -1,0 +1,242 @@
+"""``create_app(settings)``: the route's FastAPI application.
+
+The lifespan opens Redis and NATS, binds the node registry and runs three
+background tasks -- the node view (which sweeps the sessions of a node that
+leaves), the history writer and the delayed-message scheduler -- and cancels
+and awaits them on shutdown. One set of exception handlers renders every error
+as ``{"error": code, "detail": text}``; Redis and NATS connection failures
+become 503 ``unavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.metadata
+import logging
+from collections.abc import AsyncIterator, Coroutine
+from functools import partial
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from nats.aio.client import Client as Nats
+from nats.errors import Error as NatsError
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+from starlette.exceptions import HTTPException
+
+from cim_route.api import API_ROUTERS, ROOT_ROUTERS
+from cim_route.balancer import make_balancer
+from cim_route.context import Context
+from cim_route.history import History
+from cim_route.metrics import Metrics, RequestMetrics
+from cim_route.nodes import NodeView
+from cim_route.ratelimit import RateLimiter
+from cim_route.scheduler import Scheduler
+from cim_route.send import Sender
+from shared import sessions
+from shared.errors import ApiError
+from shared.keys import Keys
+from shared.registry import NodeRegistry
+from shared.registry_nats import DEFAULT_BUCKET, NatsKvRegistry
+from shared.scripts import Scripts
+from shared.settings import RouteSettings
+
+__all__ = ["API_PREFIX", "create_app"]
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+_SHUTDOWN_FLUSH_S = 2.0
+_UNAVAILABLE = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.ReadOnlyError,
+    NatsError,
+)
+_HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+
+
+def create_app(settings: RouteSettings, registry: NodeRegistry | None = None) -> FastAPI:
+    """The route. ``registry``: a node registry to use instead of the NATS KV bucket (tests)."""
+    metrics = Metrics()
+    app = FastAPI(
+        title="cim route",
+        version=_version(),
+        description="Instant messaging and push: users, messages, groups, history, push, nodes.",
+        lifespan=partial(_lifespan, settings=settings, registry=registry, metrics=metrics),
+    )
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(HTTPException, _http_error)
+    for exc_type in _UNAVAILABLE:
+        app.add_exception_handler(exc_type, partial(_unavailable, metrics=metrics))
+    for router in API_ROUTERS:
+        app.include_router(router, prefix=API_PREFIX)
+    for router in ROOT_ROUTERS:
+        app.include_router(router)
+    return app
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("cim")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
+
+
+# ----- lifespan ------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(
+    app: FastAPI, *, settings: RouteSettings, registry: NodeRegistry | None, metrics: Metrics
+) -> AsyncIterator[None]:
+    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2.0, socket_timeout=5.0)
+    try:
+        nats = await _connect_nats(settings, metrics)
+        try:
+            if registry is None:
+                registry = await NatsKvRegistry.open(
+                    nats.jetstream(), DEFAULT_BUCKET, settings.registry_refresh_s
+                )
+            context = _build_context(settings, redis, nats, registry, metrics)
+            app.state.context = context
+            tasks = {
+                "node view": context.view.run(),
+                "history writer": context.history.run(),
+                "scheduler": context.scheduler.run(),
+            }
+            async with _running(tasks):
+                log.info("route ready: balancer %s, nats %s", settings.balancer, settings.nats_url)
+                yield
+                with contextlib.suppress(TimeoutError):
+                    await context.history.flush(_SHUTDOWN_FLUSH_S)
+        finally:
+            await nats.close()
+    finally:
+        await redis.aclose()
+
+
+def _build_context(
+    settings: RouteSettings, redis: Redis, nats: Nats, registry: NodeRegistry, metrics: Metrics
+) -> Context:
+    keys = Keys(settings.redis_prefix)
+    scripts = Scripts.register(redis)
+    history = History(redis, settings.retention_s, metrics)
+    sender = Sender(redis, scripts, keys, nats, settings, history, metrics)
+
+    async def sweep(node_id: str) -> None:
+        swept = await sessions.sweep_node(redis, scripts, keys, node_id)
+        log.info("swept %d sessions of node %s", swept, node_id)
+
+    return Context(
+        settings=settings,
+        keys=keys,
+        redis=redis,
+        scripts=scripts,
+        nats=nats,
+        view=NodeView(registry, sweep),
+        balancer=make_balancer(settings.balancer),
+        metrics=metrics,
+        history=history,
+        limiter=RateLimiter(scripts, keys, settings.rate_limit, metrics),
+        sender=sender,
+        scheduler=Scheduler(
+            redis, scripts, keys, sender, metrics, settings.scheduler_poll_ms / 1000, settings.idempotency_s
+        ),
+    )
+
+
+async def _connect_nats(settings: RouteSettings, metrics: Metrics) -> Nats:
+    """Connect, reconnecting forever once connected; give up at start after ``startup_timeout_s``."""
+
+    async def on_error(exc: Exception) -> None:
+        metrics.nats_errors.labels("error").inc()
+        log.warning("nats: %r", exc)
+
+    async def on_disconnect() -> None:
+        metrics.nats_errors.labels("disconnect").inc()
+        log.warning("nats: disconnected")
+
+    async def on_reconnect() -> None:
+        log.info("nats: reconnected")
+
+    nats = Nats()
+    try:
+        await asyncio.wait_for(
+            nats.connect(
+                settings.nats_url,
+                name="cim-route",
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                connect_timeout=2,
+                error_cb=on_error,
+                disconnected_cb=on_disconnect,
+                reconnected_cb=on_reconnect,
+            ),
+            settings.startup_timeout_s,
+        )
+    except BaseException:
+        await nats.close()
+        raise
+    return nats
+
+
+@contextlib.asynccontextmanager
+async def _running(coros: dict[str, Coroutine[Any, Any, None]]) -> AsyncIterator[None]:
+    """Run each coroutine as a task for the duration of the block; cancel and await them after."""
+    tasks = [asyncio.create_task(coro, name=name) for name, coro in coros.items()]
+    for task in tasks:
+        task.add_done_callback(_report_exit)
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _report_exit(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task %s died", task.get_name(), exc_info=task.exception())
+
+
+# ----- errors --------------------------------------------------------------------------------
+
+
+def _envelope(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return _envelope(exc.status, exc.code, exc.detail, getattr(exc, "headers", None))
+
+
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', 'invalid')}"
+        for error in exc.errors()[:5]
+    ]
+    return _envelope(422, "invalid_request", "; ".join(problems) or "invalid request")
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "error")
+    detail = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    return _envelope(exc.status_code, code, detail, exc.headers)
+
+
+async def _unavailable(request: Request, exc: Exception, *, metrics: Metrics) -> JSONResponse:
+    if isinstance(exc, NatsError):
+        metrics.nats_errors.labels("request").inc()
+    else:
+        metrics.redis_errors.inc()
+    log.warning("%s %s: backend unavailable: %r", request.method, request.url.path, exc)
+    return _envelope(503, "unavailable", "a backend (Redis or NATS) is unavailable; retry later")

@@ -1,0 +1,49 @@
+"""What every request handler needs, built once by the lifespan and reached through
+``Ctx`` (a FastAPI dependency on ``app.state.context``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from nats.aio.client import Client as Nats
+from redis.asyncio import Redis
+
+from cim_route.balancer import Balancer
+from cim_route.history import History
+from cim_route.metrics import Metrics
+from cim_route.nodes import NodeView
+from cim_route.ratelimit import RateLimiter
+from cim_route.scheduler import Scheduler
+from cim_route.send import Sender
+from shared.keys import Keys
+from shared.scripts import Scripts
+from shared.settings import RouteSettings
+
+__all__ = ["Context", "Ctx"]
+
+
+@dataclass(slots=True)
+class Context:
+    """The route's clients and services."""
+
+    settings: RouteSettings
+    keys: Keys
+    redis: Redis
+    scripts: Scripts
+    nats: Nats
+    view: NodeView
+    balancer: Balancer
+    metrics: Metrics
+    history: History
+    limiter: RateLimiter
+    sender: Sender
+    scheduler: Scheduler
+
+
+def _context(request: Request) -> Context:
+    return request.app.state.context
+
+
+Ctx = Annotated[Context, Depends(_context)]

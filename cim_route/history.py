@@ -1,0 +1,101 @@
+"""Conversation history: one Redis stream per conversation (``keys.dm_history`` for two
+users, ``keys.group_history`` for a group), written off the send path and read by
+``GET /history``.
+
+The send path only queues an entry (bounded queue, never waits); ``run`` writes
+them in pipelined batches. History is a convenience copy: the inbox is what the
+delivery guarantee rests on, so an entry that cannot be queued or written is
+counted and logged, never retried at the cost of a send. Streams are trimmed by
+MINID to the retention period on every append and expire when idle that long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import msgpack
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from cim_route.metrics import Metrics
+
+__all__ = ["History"]
+
+log = logging.getLogger(__name__)
+
+_BATCH = 500
+_PAGE = 200
+_LAG_MS = 60_000
+"""An entry's stream id (its append time) follows its ``ts`` by at most this much, so a
+read ``before`` T starts at stream id T + lag and filters on ``ts``."""
+
+
+class History:
+    """Queue of entries to append, the task that writes them, and the reader."""
+
+    def __init__(self, redis: Redis, retention_s: int, metrics: Metrics, maxsize: int = 10_000) -> None:
+        self._redis = redis
+        self._retention_ms = retention_s * 1000
+        self._metrics = metrics
+        self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=maxsize)
+
+    def append(self, key: str, entry: dict[str, Any]) -> None:
+        """Queue ``entry`` (a message: id, kind, from, to, body, ts, group?) for stream ``key``."""
+        try:
+            self._queue.put_nowait((key, msgpack.packb(entry, use_bin_type=True)))
+        except asyncio.QueueFull:
+            self._metrics.history_dropped.inc()
+            log.warning("history queue full: message %s not kept in %s", entry.get("id"), key)
+
+    async def run(self) -> None:
+        """Write queued entries until cancelled, a batch per Redis round trip."""
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < _BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._write(batch)
+            except (RedisError, OSError) as exc:
+                self._metrics.history_dropped.inc(len(batch))
+                log.warning("history: %d entries lost: %s", len(batch), exc)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def flush(self, timeout: float) -> None:
+        """Wait until everything queued so far is written (tests; shutdown)."""
+        await asyncio.wait_for(self._queue.join(), timeout)
+
+    async def _write(self, batch: list[tuple[str, bytes]]) -> None:
+        cutoff = int(time.time() * 1000) - self._retention_ms
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key, packed in batch:
+                pipe.xadd(key, {"m": packed}, minid=cutoff, approximate=True)
+            for key in {key for key, _ in batch}:
+                pipe.pexpire(key, self._retention_ms)
+            await pipe.execute()
+
+    async def read(self, key: str, *, before: int | None, q: str | None, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` entries of ``key``, newest first, with ``ts < before`` and ``q``
+        (case-insensitive) in the body when given."""
+        needle = q.casefold() if q else None
+        top = "+" if before is None else str(before + _LAG_MS)
+        found: list[dict[str, Any]] = []
+        while len(found) < limit:
+            page = await self._redis.xrevrange(key, max=top, min="-", count=_PAGE)
+            for _, fields in page:
+                entry = msgpack.unpackb(fields[b"m"], raw=False)
+                if before is not None and entry["ts"] >= before:
+                    continue
+                if needle is not None and needle not in entry["body"].casefold():
+                    continue
+                found.append(entry)
+                if len(found) == limit:
+                    break
+            if len(page) < _PAGE:
+                break
+            top = "(" + page[-1][0].decode()
+        return found

@@ -1,0 +1,75 @@
+"""Prometheus metrics of one route, in a registry of its own (several apps may share a process
+in tests), and the ASGI middleware that counts requests by route template and status."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["Metrics", "RequestMetrics"]
+
+
+class Metrics:
+    """Every metric the route exports."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "cim_route_requests", "HTTP requests", ["method", "route", "status"], registry=r
+        )
+        self.request_seconds = Histogram(
+            "cim_route_request_seconds", "HTTP request duration", ["route"], registry=r
+        )
+        self.messages = Counter("cim_route_messages", "Messages accepted", ["kind"], registry=r)
+        self.logins = Counter("cim_route_logins", "Login attempts", ["result"], registry=r)
+        self.rate_limited = Counter("cim_route_rate_limited", "Sends refused by the rate limit", registry=r)
+        self.redis_errors = Counter("cim_route_redis_errors", "Redis errors answered 503", registry=r)
+        self.nats_errors = Counter(
+            "cim_route_nats_errors", "NATS errors and disconnects", ["event"], registry=r
+        )
+        self.send_seconds = Histogram(
+            "cim_route_send_seconds",
+            "Store + publish time of a send",
+            ["kind"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+            registry=r,
+        )
+        self.delayed_fired = Counter("cim_route_delayed_fired", "Delayed messages fired", registry=r)
+        self.history_dropped = Counter(
+            "cim_route_history_dropped", "History entries dropped (queue full or Redis error)", registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class RequestMetrics:
+    """Pure ASGI middleware: one ``requests`` count and one duration per HTTP request."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        start = time.perf_counter()
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(scope["method"], template, str(status)).inc()
+            self.metrics.request_seconds.labels(template).observe(time.perf_counter() - start)

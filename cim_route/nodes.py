@@ -1,0 +1,90 @@
+"""The route's live view of the connection nodes, kept from ``NodeRegistry.watch``.
+
+When a node leaves the registry (clean withdraw or TTL expiry after a crash)
+the view calls ``on_gone`` so that its sessions are swept. A node drained
+through this route is excluded from logins at once, before its own record says
+``draining``; the mark is forgotten when the node leaves or restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+
+from shared.registry import NodeEvent, NodeInfo, NodeRegistry, NodeState
+
+__all__ = ["NodeView"]
+
+log = logging.getLogger(__name__)
+
+_RETRY_S = (0.1, 0.5, 1.0, 2.0)
+
+
+class NodeView:
+    """Nodes by id as the registry last said, plus locally requested drains."""
+
+    def __init__(self, registry: NodeRegistry, on_gone: Callable[[str], Awaitable[None]]) -> None:
+        self.registry = registry
+        self._on_gone = on_gone
+        self._nodes: dict[str, NodeInfo] = {}
+        self._drained: dict[str, int] = {}
+        """node id -> started_at of the incarnation this route asked to drain."""
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def get(self, node_id: str) -> NodeInfo | None:
+        info = self._nodes.get(node_id)
+        if info is not None and self._drained.get(node_id) == info.started_at:
+            return dataclasses.replace(info, state=NodeState.DRAINING.value)
+        return info
+
+    def listed(self) -> list[NodeInfo]:
+        """Every node, sorted by id, with local drains shown as ``draining``."""
+        return [info for node_id in sorted(self._nodes) if (info := self.get(node_id)) is not None]
+
+    def accepting(self) -> list[NodeInfo]:
+        """The nodes a new login may go to."""
+        return [info for info in self.listed() if info.accepting]
+
+    def mark_draining(self, node_id: str) -> None:
+        info = self._nodes.get(node_id)
+        if info is not None:
+            self._drained[node_id] = info.started_at
+
+    async def run(self) -> None:
+        """Follow the registry until cancelled; re-subscribe after an error, with backoff."""
+        attempt = 0
+        while True:
+            try:
+                await self._resync()
+                async for event in self.registry.watch():
+                    attempt = 0
+                    await self._apply(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("node view: registry watch failed, retrying")
+            await asyncio.sleep(_RETRY_S[min(attempt, len(_RETRY_S) - 1)])
+            attempt += 1
+
+    async def _resync(self) -> None:
+        """Drop the nodes that left while the watch was down (the watch only shows live ones)."""
+        live = await self.registry.snapshot()
+        for node_id in [n for n in self._nodes if n not in live]:
+            await self._apply(NodeEvent(node_id, None))
+
+    async def _apply(self, event: NodeEvent) -> None:
+        if event.info is not None:
+            self._nodes[event.node_id] = event.info
+            return
+        if self._nodes.pop(event.node_id, None) is None:
+            return
+        self._drained.pop(event.node_id, None)
+        log.info("node %s left the registry; sweeping its sessions", event.node_id)
+        try:
+            await self._on_gone(event.node_id)
+        except Exception:
+            log.exception("sweeping the sessions of node %s failed", event.node_id)
