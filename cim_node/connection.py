@@ -26,7 +26,7 @@ import asyncio
 import enum
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from redis.exceptions import RedisError
 
@@ -121,10 +121,10 @@ class Connection(asyncio.Protocol):
     # ----- asyncio.Protocol -----------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's TCPTransport does not subclass asyncio.Transport; it has the same methods.
+        self.transport = cast(asyncio.Transport, transport)
         # Above half the hard limit the replay waits for the peer to read (pause_writing).
-        transport.set_write_buffer_limits(high=self.node.settings.write_buffer // 2)
+        self.transport.set_write_buffer_limits(high=self.node.settings.write_buffer // 2)
         self._last_rx = self.node.loop.time()
         self._timer = self.node.loop.call_later(self.node.settings.login_timeout_s, self._login_timeout)
         self.node.connection_made(self)

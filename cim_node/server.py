@@ -312,7 +312,8 @@ class NodeServer:
         self.delivery.resync_all()
 
     async def _on_nats_disconnected(self) -> None:
-        log.warning("node=%s NATS disconnected", self.id)
+        if self.state is not ServerState.STOPPING:
+            log.warning("node=%s NATS disconnected", self.id)
 
     async def _on_nats_error(self, exc: Exception) -> None:
         self.metrics.nats_errors.inc()

@@ -1,7 +1,8 @@
 """Node tests: an in-process ``NodeServer`` on port 0 against the session NATS and Redis.
 
-Each test gets its own Redis key prefix and node id, and a ``MemoryRegistry``
-(the NATS KV registry has its own suite). ``Client`` speaks the frame protocol
+Each test runs twice, on asyncio's loop and on uvloop. It gets its own Redis
+key prefix and node id, and a ``MemoryRegistry`` (the NATS KV registry has its
+own suite). ``Client`` speaks the frame protocol
 over a real loopback socket; ``Inbox`` stores messages the way the route does
 (``shared.inbox.store``) and publishes them on the bus.
 """
@@ -16,6 +17,7 @@ from typing import Any
 import nats
 import pytest
 import redis.asyncio as aioredis
+import uvloop
 from nats.aio.client import Client as NatsClient
 
 from cim_cli.services import Service
@@ -29,6 +31,11 @@ from shared.settings import NodeSettings
 from tests.conftest import SECRET
 
 NodeFactory = Callable[..., Awaitable[NodeServer]]
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Callable[[], Any]]:
+    """Every node test runs on the stock loop and on uvloop (what ``python -m cim_node`` uses)."""
+    return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 
 
 class Closed(Exception):
