@@ -100,7 +100,8 @@ class NodeServer:
 
     @property
     def draining(self) -> bool:
-        return self.state is not ServerState.UP
+        """Whether logins are refused (``kick{drain}``)."""
+        return self.state in (ServerState.DRAINING, ServerState.STOPPING, ServerState.STOPPED)
 
     def next_conn_id(self) -> str:
         return f"{self._boot}-{next(self._conn_numbers):x}"
