@@ -32,7 +32,8 @@ class Token:
 def issue(secret: str, username: str, ttl_s: int, now: float | None = None) -> tuple[str, Token]:
     """Sign a token for ``username`` valid ``ttl_s`` seconds; return it with its claims."""
     now = time.time() if now is None else now
-    claims = Token(username=username, jti=secrets.token_hex(12), expires_at=int((now + ttl_s) * 1000))
+    # The JWT ``exp`` has whole seconds; expires_at says the same instant, so issue and verify agree.
+    claims = Token(username=username, jti=secrets.token_hex(12), expires_at=int(now + ttl_s) * 1000)
     encoded = jwt.encode(
         {"sub": username, "jti": claims.jti, "iat": int(now), "exp": claims.expires_at // 1000},
         secret,
