@@ -1,0 +1,89 @@
+"""shared.settings: CIM_* variables, overrides, validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.errors import SettingsError
+from shared.settings import NodeSettings, RateLimit, RouteSettings
+
+SECRET = "s" * 32
+
+
+def test_from_env_reads_cim_variables() -> None:
+    env = {
+        "CIM_SECRET": SECRET,
+        "CIM_NODE_ID": "edge-1",
+        "CIM_NODE_PORT": "9100",
+        "CIM_LOGIN_TIMEOUT_S": "2.5",
+        "CIM_METRICS_PORT": "0",
+        "UNRELATED": "x",
+    }
+    s = NodeSettings.from_env(env)
+    assert (s.node_id, s.node_port, s.login_timeout_s, s.metrics_port) == ("edge-1", 9100, 2.5, 0)
+    assert s.heartbeat_s == 30 and s.redis_prefix == "cim:"
+
+
+def test_overrides_win_and_none_is_ignored() -> None:
+    env = {"CIM_SECRET": SECRET, "CIM_NODE_PORT": "9100"}
+    s = NodeSettings.from_env(env, node_port=9200, node_host=None)
+    assert s.node_port == 9200 and s.node_host == "127.0.0.1"
+
+
+def test_route_list_and_rate_limit() -> None:
+    env = {
+        "CIM_SECRET": SECRET,
+        "CIM_API_KEYS": "a, b,,c",
+        "CIM_RATE_LIMIT": "10/30",
+        "CIM_BALANCER": "random",
+    }
+    s = RouteSettings.from_env(env)
+    assert s.api_keys == ("a", "b", "c") and s.rate_limit == RateLimit(10, 30) and s.balancer == "random"
+    assert RateLimit.parse("5") == RateLimit(5, 10)
+    assert not RateLimit.parse("0").enabled
+
+
+def test_default_node_id_is_valid() -> None:
+    assert NodeSettings.from_env({"CIM_SECRET": SECRET}).node_id
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"CIM_SECRET": ""}, "CIM_SECRET"),
+        ({"CIM_SECRET": "short"}, "CIM_SECRET"),
+        ({"CIM_NODE_PORT": "abc"}, "CIM_NODE_PORT"),
+        ({"CIM_NODE_ID": "Bad_Id"}, "CIM_NODE_ID"),
+        ({"CIM_HEARTBEAT_S": "0"}, "CIM_HEARTBEAT_S"),
+        ({"CIM_WRITE_BUFFER": "100"}, "CIM_WRITE_BUFFER"),
+        ({"CIM_DRAIN_RATE": "0"}, "CIM_DRAIN_RATE"),
+        ({"CIM_REGISTRY_REFRESH_S": "0.5"}, "CIM_REGISTRY_REFRESH_S"),
+    ],
+)
+def test_node_validation_names_the_variable(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(SettingsError) as exc:
+        NodeSettings.from_env({"CIM_SECRET": SECRET, **env})
+    assert needle in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [({"CIM_BALANCER": "nope"}, "CIM_BALANCER"), ({"CIM_RATE_LIMIT": "-1"}, "CIM_RATE_LIMIT")],
+)
+def test_route_validation(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(SettingsError) as exc:
+        RouteSettings.from_env({"CIM_SECRET": SECRET, **env})
+    assert needle in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("host", "advertise", "public"),
+    [
+        ("127.0.0.1", "", "127.0.0.1"),
+        ("0.0.0.0", "", "127.0.0.1"),
+        ("0.0.0.0", "chat.example", "chat.example"),
+    ],
+)
+def test_public_host(host: str, advertise: str, public: str) -> None:
+    s = NodeSettings.from_env({}, secret=SECRET, node_host=host, advertise_host=advertise)
+    assert s.public_host == public
