@@ -23,8 +23,10 @@ consumer): its messages stay in the inbox for its next login.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
+import socket
 import time
 from typing import TYPE_CHECKING, Any, cast
 
@@ -125,6 +127,12 @@ class Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         # Above half the hard limit the replay waits for the peer to read (pause_writing).
         self.transport.set_write_buffer_limits(high=self.node.settings.write_buffer // 2)
+        # The kernel's send buffer is bounded too: autotuned (up to 4 MB on Linux), it would
+        # hide a reader that takes nothing and hold that much per connection.
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.node.settings.write_buffer)
         self._last_rx = self.node.loop.time()
         self._timer = self.node.loop.call_later(self.node.settings.login_timeout_s, self._login_timeout)
         self.node.connection_made(self)

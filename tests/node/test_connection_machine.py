@@ -36,6 +36,9 @@ class FakeTransport:
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         pass
 
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
     def is_closing(self) -> bool:
         return self.closed.is_set()
 

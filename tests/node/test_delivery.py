@@ -165,7 +165,7 @@ async def test_slow_reader_is_closed_and_others_keep_receiving(
                 "body": body,
                 "ts": 1,
             }
-            for i in range(1, 2001)
+            for i in range(1, 401)
         ]
         for i in range(0, len(frames), 100):
             await nc.publish(bus.node_subject(node.id), bus.msgs(frames[i : i + 100]))
