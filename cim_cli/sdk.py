@@ -272,6 +272,7 @@ class Client:
         self._unacked = 0
         self._ack_wanted = asyncio.Event()
         self._ack_now = asyncio.Event()
+        self._state_changed = asyncio.Event()
 
     # ----- HTTP -------------------------------------------------------------------
 
@@ -488,10 +489,18 @@ class Client:
         if self._unacked >= _ACK_EVERY:
             self._ack_now.set()
 
+    async def wait_for_state(self, state: ConnectionState, timeout: float) -> None:
+        """Return once ``state`` is the current state; ``TimeoutError`` after ``timeout`` s."""
+        async with asyncio.timeout(timeout):
+            while self.state is not state:
+                await self._state_changed.wait()
+
     def _set_state(self, state: ConnectionState, delay: float | None = None) -> None:
         if state is self.state and delay is None:
             return
         self.state = state
+        self._state_changed.set()
+        self._state_changed = asyncio.Event()
         log.debug("%s: %s", self.username, state)
         if self._on_state is not None:
             try:
