@@ -7,13 +7,15 @@ import struct
 
 import msgpack
 
-from cim_node.server import NodeServer
-from shared import bus, tokens
+from cim_node.server import NodeServer, ServerState
+from shared import bus, sessions, tokens
 from shared.keys import Keys
 from shared.protocol import encode
+from shared.registry import MemoryRegistry
+from shared.scripts import Scripts
 from tests.conftest import SECRET
 from tests.harness import eventually
-from tests.node.conftest import Client, NodeFactory
+from tests.node.conftest import Client, NodeFactory, node_settings
 
 
 async def test_login_welcome_and_ping(node: NodeServer, clients) -> None:
@@ -196,3 +198,26 @@ async def test_bus_kick_honours_conn_filter(node: NodeServer, clients, nc) -> No
     await _still_served(c)
     await nc.publish(bus.node_subject(node.id), bus.kick("alice", "revoked"))
     assert await c.expect_closed() == [{"t": "kick", "reason": "revoked"}]
+
+
+async def test_start_sweeps_leftovers_and_stop_releases_sessions(
+    nats_service, redis_service, prefix, redis, clients
+) -> None:
+    keys = Keys(prefix)
+    settings = node_settings(nats_service, redis_service, prefix)
+    await sessions.claim(redis, Scripts.register(redis), keys, "ghost", settings.node_id, "old-run")
+    registry = MemoryRegistry()
+    node = NodeServer(settings, registry=registry)
+    try:
+        await node.start()
+        assert not await redis.exists(keys.session("ghost"))
+        c = await clients(node)
+        await c.login("alice")
+        assert await redis.exists(keys.session("alice"))
+    finally:
+        await node.stop(timeout=5)
+    assert node.state is ServerState.STOPPED
+    assert not await redis.exists(keys.session("alice"))
+    assert await redis.zscore(keys.online, "alice") is None
+    assert node.id not in await registry.snapshot()
+    assert await c.expect_closed() == []
