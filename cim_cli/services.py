@@ -116,30 +116,39 @@ class Service:
         await asyncio.to_thread(self.stop, timeout)
 
 
-def _spawn(args: list[str], log_path: Path | None) -> subprocess.Popen:
+def _spawn(args: list[str], log_path: Path | None, detach: bool = False) -> subprocess.Popen:
+    """Start ``args``; ``detach`` puts it in its own session, so a terminal's Ctrl-C reaches
+    only its parent, which then stops the children in order."""
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - child owns it
     try:
-        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=detach
+        )
     finally:
         if log_path:
             out.close()
 
 
 def start_nats(
-    data_dir: Path, port: int = 0, host: str = "127.0.0.1", log_path: Path | None = None
+    data_dir: Path, port: int = 0, host: str = "127.0.0.1", log_path: Path | None = None, detach: bool = False
 ) -> Service:
     """Start ``nats-server`` with JetStream (data in ``data_dir/nats``) and wait for it."""
     port = port or free_port(host)
     store = data_dir / "nats"
     store.mkdir(parents=True, exist_ok=True)
     args = [nats_server_binary(), "-a", host, "-p", str(port), "-js", "-sd", str(store)]
-    proc = _spawn(args, log_path)
+    proc = _spawn(args, log_path, detach)
     wait_for_port(host, port, proc=proc)
     return Service("nats", f"nats://{host}:{port}", host, port, proc, log_path)
 
 
 def start_redis(
-    data_dir: Path, port: int = 0, host: str = "127.0.0.1", log_path: Path | None = None, aof: bool = True
+    data_dir: Path,
+    port: int = 0,
+    host: str = "127.0.0.1",
+    log_path: Path | None = None,
+    aof: bool = True,
+    detach: bool = False,
 ) -> Service:
     """Start ``redis-server`` keeping an append-only file in ``data_dir/redis``."""
     port = port or free_port(host)
@@ -162,7 +171,7 @@ def start_redis(
         "--protected-mode",
         "no",
     ]
-    proc = _spawn(args, log_path)
+    proc = _spawn(args, log_path, detach)
     wait_for_port(host, port, proc=proc)
     return Service("redis", f"redis://{host}:{port}/0", host, port, proc, log_path)
 

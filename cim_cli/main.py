@@ -1,0 +1,173 @@
+"""The ``cim`` command: ``up``, ``route``, ``node``, ``chat``, ``push``, ``status``, ``bench``.
+
+``cim route`` and ``cim node`` replace themselves with ``python -m cim_route`` /
+``python -m cim_node``, their flags turned into ``CIM_*`` variables (flags win
+over the environment). The other subcommands import their module only when
+they run, so ``cim --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["build_parser", "main", "process_env"]
+
+# Flag (argparse dest) -> CIM_* variable, per process subcommand.
+_ROUTE_FLAGS = {
+    "host": "CIM_ROUTE_HOST",
+    "port": "CIM_ROUTE_PORT",
+    "nats_url": "CIM_NATS_URL",
+    "redis_url": "CIM_REDIS_URL",
+    "secret": "CIM_SECRET",
+    "api_keys": "CIM_API_KEYS",
+    "balancer": "CIM_BALANCER",
+    "log_level": "CIM_LOG_LEVEL",
+}
+_NODE_FLAGS = {
+    "host": "CIM_NODE_HOST",
+    "port": "CIM_NODE_PORT",
+    "node_id": "CIM_NODE_ID",
+    "advertise_host": "CIM_ADVERTISE_HOST",
+    "nats_url": "CIM_NATS_URL",
+    "redis_url": "CIM_REDIS_URL",
+    "secret": "CIM_SECRET",
+    "log_level": "CIM_LOG_LEVEL",
+}
+_PROCESS = {"route": ("cim_route", _ROUTE_FLAGS), "node": ("cim_node", _NODE_FLAGS)}
+
+
+def _add_process_flags(parser: argparse.ArgumentParser, kind: str) -> None:
+    parser.add_argument("--host", help=f"listen address (CIM_{kind.upper()}_HOST)")
+    parser.add_argument("--port", type=int, help=f"listen port (CIM_{kind.upper()}_PORT)")
+    parser.add_argument("--nats-url", help="CIM_NATS_URL")
+    parser.add_argument("--redis-url", help="CIM_REDIS_URL")
+    parser.add_argument("--secret", help="CIM_SECRET (the same on the route and every node)")
+    parser.add_argument("--log-level", help="CIM_LOG_LEVEL")
+    if kind == "route":
+        parser.add_argument("--api-keys", help="CIM_API_KEYS (comma-separated)")
+        parser.add_argument("--balancer", help="CIM_BALANCER")
+    else:
+        parser.add_argument("--node-id", help="CIM_NODE_ID ([a-z0-9-])")
+        parser.add_argument("--advertise-host", help="CIM_ADVERTISE_HOST (what clients are told)")
+
+
+def _add_admin_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--route", help="route URL (CIM_ROUTE_URL, default http://127.0.0.1:8080)")
+    parser.add_argument("--api-key", help="X-API-Key (CIM_API_KEY, or the first of CIM_API_KEYS)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``cim``."""
+    parser = argparse.ArgumentParser(
+        prog="cim", description="cim: instant messaging and push over NATS and Redis"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="run a whole cluster on this machine (NATS, Redis, route, nodes)")
+    up.add_argument("--nodes", type=int, default=2, help="how many nodes (default 2)")
+    up.add_argument(
+        "--route-port", type=int, default=8080, help="route port (default 8080, 0 = any free port)"
+    )
+    up.add_argument("--data", type=Path, help="data folder (default: the user's data directory)")
+
+    _add_process_flags(sub.add_parser("route", help="run one route (HTTP API)"), "route")
+    _add_process_flags(sub.add_parser("node", help="run one connection node"), "node")
+
+    chat = sub.add_parser("chat", help="the terminal chat client")
+    chat.add_argument("username", nargs="?", help="who to log in as (registers on first use)")
+    chat.add_argument("--route", help="route URL (CIM_ROUTE_URL)")
+
+    push = sub.add_parser("push", help="push a message to users (API key)")
+    push.add_argument("--to", required=True, help="comma-separated usernames, or '*' for every online user")
+    push.add_argument("text", nargs="+", help="the message")
+    _add_admin_flags(push)
+
+    status = sub.add_parser("status", help="nodes, connections and online users (API key)")
+    _add_admin_flags(status)
+
+    bench = sub.add_parser("bench", help="measure throughput and latency")
+    bench_sub = bench.add_subparsers(dest="scenario", required=True, metavar="SCENARIO")
+    p2p = bench_sub.add_parser("p2p", help="HTTP sends between random users, received over TCP")
+    p2p.add_argument("--users", type=int, default=50)
+    p2p.add_argument("--concurrency", type=int, default=32)
+    p2p.add_argument("--duration", type=float, default=10.0, help="seconds of load")
+    p2p.add_argument("--route", help="an existing cluster's route URL (default: start one)")
+    p2p.add_argument("--api-key", help="API key of --route's cluster (for its node list; optional)")
+    p2p.add_argument("--nodes", type=int, default=2, help="nodes of the cluster it starts")
+    p2p.add_argument("--baseline", action="store_true", help="also run a bare FastAPI -> NATS endpoint")
+    p2p.add_argument("--json", action="store_true", help="print the results as JSON too")
+    return parser
+
+
+def process_env(args: argparse.Namespace, environ: dict[str, str]) -> dict[str, str]:
+    """The environment of ``cim route`` / ``cim node``: ``environ`` plus the flags given."""
+    _, flags = _PROCESS[args.command]
+    env = dict(environ)
+    for dest, var in flags.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            env[var] = str(value)
+    return env
+
+
+def _exec_process(args: argparse.Namespace) -> int:
+    module, _ = _PROCESS[args.command]
+    argv = [sys.executable, "-m", module]
+    os.execve(sys.executable, argv, process_env(args, dict(os.environ)))
+    return 1  # not reached
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from cim_cli.chat import run_chat  # noqa: PLC0415 - prompt-toolkit only when chatting
+
+    return run_chat(args.route, args.username)
+
+
+def _admin(args: argparse.Namespace) -> int:
+    from cim_cli import status  # noqa: PLC0415
+
+    route = status.route_from(args.route, os.environ)
+    key = status.api_key_from(args.api_key, os.environ)
+    if not key:
+        print("cim: an API key is needed: --api-key, CIM_API_KEY or CIM_API_KEYS", file=sys.stderr)
+        return 2
+    if args.command == "status":
+        return status.run_admin(status.status(route, key))
+    return status.run_admin(status.push(route, key, args.to, " ".join(args.text)))
+
+
+def _up(args: argparse.Namespace) -> int:
+    from cim_cli.launcher import run_up  # noqa: PLC0415
+
+    return run_up(args.nodes, args.route_port, args.data)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from cim_cli.bench import run_bench  # noqa: PLC0415
+
+    return run_bench(args)
+
+
+_COMMANDS = {
+    "up": _up,
+    "route": _exec_process,
+    "node": _exec_process,
+    "chat": _chat,
+    "push": _admin,
+    "status": _admin,
+    "bench": _bench,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cim`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    return _COMMANDS[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

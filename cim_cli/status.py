@@ -1,0 +1,109 @@
+"""``cim status`` and ``cim push``: operator commands over the route's API-key calls."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+import httpx
+
+from cim_cli.admin import AdminClient
+from cim_cli.sdk import CimApiError
+
+__all__ = ["DEFAULT_ROUTE", "api_key_from", "format_nodes", "push", "route_from", "run_admin", "status"]
+
+DEFAULT_ROUTE = "http://127.0.0.1:8080"
+
+
+def route_from(flag: str | None, environ: Mapping[str, str]) -> str:
+    """``--route``, else ``CIM_ROUTE_URL``, else the local default."""
+    return flag or environ.get("CIM_ROUTE_URL") or DEFAULT_ROUTE
+
+
+def api_key_from(flag: str | None, environ: Mapping[str, str]) -> str | None:
+    """``--api-key``, else ``CIM_API_KEY``, else the first of ``CIM_API_KEYS``."""
+    if flag:
+        return flag
+    if environ.get("CIM_API_KEY"):
+        return environ["CIM_API_KEY"]
+    keys = [k.strip() for k in environ.get("CIM_API_KEYS", "").split(",") if k.strip()]
+    return keys[0] if keys else None
+
+
+def _started(ms: Any) -> str:
+    if not isinstance(ms, int | float) or ms <= 0:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000))
+
+
+def format_nodes(nodes: list[dict[str, Any]]) -> list[str]:
+    """The node table: id, host:port, state, connections, started."""
+    header = ("NODE", "ADDRESS", "STATE", "CONNECTIONS", "STARTED")
+    rows = [
+        (
+            str(n.get("id")),
+            f"{n.get('host')}:{n.get('port')}",
+            str(n.get("state", "")),
+            str(n.get("connections", 0)),
+            _started(n.get("started_at")),
+        )
+        for n in sorted(nodes, key=lambda n: str(n.get("id")))
+    ]
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *rows)
+    ]
+
+
+async def status(route_url: str, api_key: str, out: TextIO = sys.stdout) -> int:
+    """Print the nodes and the connection/online totals; 0 on success."""
+    async with AdminClient(route_url, api_key) as admin:
+        nodes = await admin.nodes()
+        for line in format_nodes(nodes):
+            print(line, file=out)
+        connections = sum(int(n.get("connections") or 0) for n in nodes)
+        online = await _online_total(admin)
+    summary = f"{len(nodes)} node(s), {connections} connection(s)"
+    if online is not None:
+        summary += f", {online} user(s) online"
+    print(summary, file=out)
+    return 0
+
+
+async def _online_total(admin: AdminClient) -> int | None:
+    """Online users through ``/users/online`` when the route takes an API key there."""
+    try:
+        _, total = await admin.online(limit=1)
+    except CimApiError as exc:
+        if exc.status in (401, 403):
+            return None
+        raise
+    return total
+
+
+async def push(route_url: str, api_key: str, to: str, body: str, out: TextIO = sys.stdout) -> int:
+    """``to``: ``*`` (every online user) or comma-separated usernames."""
+    target: list[str] | str = "*" if to.strip() == "*" else [u.strip() for u in to.split(",") if u.strip()]
+    if not target:
+        raise ValueError("--to needs at least one username, or '*'")
+    async with AdminClient(route_url, api_key) as admin:
+        answer = await admin.push(target, body)
+    print(f"pushed {answer['id']} to {answer['recipients']} recipient(s)", file=out)
+    return 0
+
+
+def run_admin(coro: Any, err: TextIO = sys.stderr) -> int:
+    """Run an admin coroutine; turn API and network errors into a message and exit 1."""
+    try:
+        return asyncio.run(coro)
+    except CimApiError as exc:
+        print(f"cim: {exc.status} {exc.code}: {exc.detail}", file=err)
+    except httpx.TransportError as exc:
+        print(f"cim: cannot reach the route: {exc!r}", file=err)
+    except ValueError as exc:
+        print(f"cim: {exc}", file=err)
+    return 1

@@ -1,0 +1,182 @@
+"""``cim up`` as a user runs it: a subprocess, its printed lines, SIGINT, nothing left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+import httpx
+
+from cim_cli.admin import AdminClient
+from cim_cli.sdk import Client
+from tests.harness import eventually
+
+PASSWORD = "password123"
+START_TIMEOUT_S = 45.0
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+class Up:
+    """One ``python -m cim_cli up`` process and what it printed."""
+
+    def __init__(self, data: Path, env: dict[str, str]) -> None:
+        self.data = data
+        self.env = env
+        self.proc: asyncio.subprocess.Process | None = None
+        self.lines: list[str] = []
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "cim_cli",
+            "up",
+            "--nodes",
+            "2",
+            "--route-port",
+            "0",
+            "--data",
+            str(self.data),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=self.env,
+        )
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(START_TIMEOUT_S):
+            while not self.lines or self.lines[-1] != "ready":
+                line = await self.proc.stdout.readline()
+                assert line, f"cim up ended early: {await self._stderr()}"
+                self.lines.append(line.decode().rstrip("\n"))
+
+    async def _stderr(self) -> str:
+        assert self.proc is not None and self.proc.stderr is not None
+        return (await self.proc.stderr.read()).decode(errors="replace")
+
+    @property
+    def route_url(self) -> str:
+        return re.fullmatch(r"route: (http://\S+:\d+)", self.lines[0]).group(1)
+
+    @property
+    def api_key(self) -> str:
+        return re.fullmatch(r"api key: (\S+)", self.lines[1]).group(1)
+
+    @property
+    def nodes(self) -> dict[str, int]:
+        """Node id -> pid, from ``node ID: HOST:PORT pid PID``."""
+        found = [
+            re.fullmatch(r"node (node-\d+): 127\.0\.0\.1:\d+ pid (\d+)", line) for line in self.lines[2:-1]
+        ]
+        return {m.group(1): int(m.group(2)) for m in found if m}
+
+    async def interrupt(self) -> tuple[int, str]:
+        """SIGINT; the exit code and stderr."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGINT)
+        async with asyncio.timeout(30):
+            code = await self.proc.wait()
+            return code, await self._stderr()
+
+    async def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIM_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+async def test_up_prints_serves_and_stops_everything(tmp_path: Path) -> None:
+    up = Up(tmp_path / "data", _env())
+    try:
+        await up.start()
+        assert len(up.lines) == 5 and up.lines[-1] == "ready"
+        assert set(up.nodes) == {"node-1", "node-2"}
+        children = _descendants(up.proc.pid)
+        assert set(up.nodes.values()) <= children and len(children) >= 5  # route, 2 nodes, nats, redis
+        assert (tmp_path / "data" / "secret").stat().st_mode & 0o777 == 0o600
+        assert (tmp_path / "data" / "api_key").read_text().strip() == up.api_key
+        assert {p.name for p in (tmp_path / "data" / "logs").iterdir()} >= {
+            "route.log",
+            "node-1.log",
+            "nats.log",
+        }
+
+        async with AdminClient(up.route_url, up.api_key) as admin:
+            assert {n["id"] for n in await admin.nodes()} == {"node-1", "node-2"}
+        async with (
+            Client(up.route_url, "alice", PASSWORD) as alice,
+            Client(up.route_url, "bob", PASSWORD) as bob,
+        ):
+            for c in (alice, bob):
+                await c.register()
+                await c.connect()
+            sent = await alice.send("bob", "over cim up")
+            got = await bob.next_message(10)
+            assert (got.id, got.sender, got.body) == (sent.id, "alice", "over cim up")
+            token = alice.token
+            carol = Client(up.route_url, "carol", PASSWORD)
+            await carol.register()
+            await alice.send("carol", "kept across a restart")
+            await carol.close()
+
+        code, stderr = await up.interrupt()
+        assert code == 0, stderr
+        await eventually(_none_alive(children), timeout=10, what="no child left")
+    finally:
+        await up.kill()
+
+    # Same data folder again: the secret (so the old token), users and stored messages survive.
+    again = Up(tmp_path / "data", _env())
+    try:
+        await again.start()
+        async with httpx.AsyncClient() as http:
+            me = await http.get(again.route_url + "/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+            assert me.status_code == 200 and me.json()["username"] == "alice"
+        async with Client(again.route_url, "carol", PASSWORD) as carol:
+            await carol.connect()
+            assert (await carol.next_message(10)).body == "kept across a restart"
+        children = _descendants(again.proc.pid)
+        code, stderr = await again.interrupt()
+        assert code == 0, stderr
+        await eventually(_none_alive(children), timeout=10, what="no child left")
+    finally:
+        await again.kill()
+
+
+def _none_alive(pids: set[int]):
+    async def check() -> bool:
+        return not any(_alive(p) for p in pids)
+
+    return check
