@@ -115,8 +115,8 @@ class CommonSettings:
     def validate(self) -> None:
         if not self.secret:
             raise SettingsError(detail="CIM_SECRET must be set (the same on the route and every node)")
-        if len(self.secret) < 16:
-            raise SettingsError(detail="CIM_SECRET must be at least 16 characters")
+        if len(self.secret) < 32:
+            raise SettingsError(detail="CIM_SECRET must be at least 32 characters")
         for name in ("max_frame", "max_body", "token_ttl", "heartbeat_s", "retention_count"):
             if getattr(self, name) <= 0:
                 raise SettingsError(detail=f"CIM_{name.upper()} must be positive")

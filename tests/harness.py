@@ -196,9 +196,13 @@ class Cluster:
 
         return await eventually(check, timeout=timeout, what=what or "node set")
 
-    async def register(self, username: str, password: str = "password123") -> dict:
+    async def create_user(self, username: str, password: str = "password123") -> None:
         resp = await self.http.post(self.api("/users"), json={"username": username, "password": password})
         assert resp.status_code in (201, 409), resp.text
+
+    async def register(self, username: str, password: str = "password123") -> dict:
+        """Create the user and log in; returns the login answer (token, node)."""
+        await self.create_user(username, password)
         resp = await self.http.post(self.api("/login"), json={"username": username, "password": password})
         assert resp.status_code == 200, resp.text
         return resp.json()

@@ -19,7 +19,7 @@ PASSWORD = "password123"
 
 
 async def _client(cluster: Cluster, username: str, **kwargs: object) -> Client:
-    await cluster.register(username, PASSWORD)
+    await cluster.create_user(username, PASSWORD)
     client = Client(cluster.route_url, username, PASSWORD, **kwargs)
     await client.connect()
     return client
@@ -59,7 +59,7 @@ async def test_users_on_two_nodes_exchange_messages_both_ways(alice_bob: tuple[C
 
 async def test_offline_recipient_gets_stored_messages_on_login(cluster: Cluster) -> None:
     alice = await _client(cluster, "alice")
-    await cluster.register("carol", PASSWORD)
+    await cluster.create_user("carol", PASSWORD)
     answers = [await alice.send("carol", f"m{i}") for i in range(3)]
     assert [a.status for a in answers] == ["stored"] * 3
     assert [a.seq for a in answers] == [1, 2, 3]
