@@ -29,7 +29,7 @@ import httpx
 
 from cim_cli.services import Service, child_env, free_port, start_nats, start_redis, wait_for_port
 
-__all__ = ["Child", "LocalCluster", "default_data_dir", "run_up"]
+__all__ = ["Child", "LocalCluster", "default_data_dir", "run_async", "run_up"]
 
 log = logging.getLogger(__name__)
 
@@ -306,10 +306,10 @@ def run_up(nodes: int, route_port: int, data_dir: Path | None) -> int:
         print("cim up: --nodes must be at least 1", file=sys.stderr)
         return 2
     cluster = LocalCluster(data_dir or default_data_dir(), nodes=nodes, route_port=route_port)
-    return _run(_serve(cluster, sys.stdout, sys.stderr))
+    return run_async(_serve(cluster, sys.stdout, sys.stderr))
 
 
-def _run(coro: Any) -> int:
+def run_async(coro: Any) -> Any:
     """``asyncio.run`` on uvloop when it is installed."""
     try:
         import uvloop  # noqa: PLC0415 - optional
