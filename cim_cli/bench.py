@@ -2,8 +2,10 @@
 
 ``users`` users are registered and connected with the SDK (the route's
 balancer spreads them over the nodes). ``concurrency`` workers then send, for
-``duration`` seconds, from a random user to another random user through one
-shared ``httpx.AsyncClient``. Each body is a unique key, so a receipt is
+``duration`` seconds, from a random user to another random user through an
+``httpx.AsyncClient`` each (one keep-alive connection per worker: one shared
+pool throttles itself as concurrency grows, encode/httpx#3215 -- measured in
+docs/BENCHMARKS.md). Each body is a unique key, so a receipt is
 matched to its send: latency runs from just before the POST to the moment the
 recipient's SDK reads the frame off its socket. After the load, a grace period
 waits for stragglers; a message answered 202 but never received is ``lost``.
@@ -22,6 +24,7 @@ import contextlib
 import json
 import os
 import random
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -45,8 +48,8 @@ PASSWORD = "bench-password"
 GRACE_S = 5.0
 SETUP_CONCURRENCY = 8
 
-Send = Callable[[str, int, int], Awaitable[httpx.Response]]
-"""(key, sender index, recipient index) -> the HTTP answer."""
+Send = Callable[[httpx.AsyncClient, str, int, int], Awaitable[httpx.Response]]
+"""(worker's HTTP client, key, sender index, recipient index) -> the HTTP answer."""
 
 
 @dataclass
@@ -132,16 +135,17 @@ async def _load(
     errors: Counter[str] = Counter()
     prefix = uuid.uuid4().hex[:8]
     counter = iter(range(1 << 62))
+    clients = _worker_clients(concurrency)
     began = time.perf_counter()
     deadline = began + duration
 
-    async def worker() -> None:
+    async def worker(http: httpx.AsyncClient) -> None:
         while time.perf_counter() < deadline:
             sender, recipient = random.sample(range(users), 2)
             key = f"{prefix}:{next(counter)}"
             tracker.started[key] = time.perf_counter()
             try:
-                resp = await send(key, sender, recipient)
+                resp = await send(http, key, sender, recipient)
             except httpx.HTTPError as exc:
                 errors[type(exc).__name__] += 1
                 continue
@@ -150,7 +154,10 @@ async def _load(
             else:
                 errors[str(resp.status_code)] += 1
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    try:
+        await asyncio.gather(*(worker(http) for http in clients))
+    finally:
+        await asyncio.gather(*(http.aclose() for http in clients))
     sending_s = time.perf_counter() - began
     await tracker.wait_all(GRACE_S)
     delivered = len(tracker.accepted & tracker.received)
@@ -172,9 +179,16 @@ async def _load(
     )
 
 
-def _http(concurrency: int) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=concurrency + 8, max_keepalive_connections=concurrency + 8)
-    return httpx.AsyncClient(limits=limits, timeout=30.0)
+def _http(connections: int, tls: ssl.SSLContext | None = None) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    return httpx.AsyncClient(limits=limits, timeout=30.0, verify=tls or True)
+
+
+def _worker_clients(count: int) -> list[httpx.AsyncClient]:
+    """One single-connection client per worker, sharing one TLS context (each would load
+    the CA bundle, ~50 ms apiece)."""
+    tls = ssl.create_default_context()
+    return [_http(1, tls) for _ in range(count)]
 
 
 async def _bounded(calls: list[Callable[[], Awaitable[Any]]], limit: int) -> list[Any]:
@@ -194,7 +208,7 @@ async def bench_p2p(route_url: str, users: int, concurrency: int, duration: floa
     tracker = _Tracker()
     run = uuid.uuid4().hex[:6]
     names = [f"bench-{run}-{i}" for i in range(users)]
-    async with _http(concurrency) as http:
+    async with _http(SETUP_CONCURRENCY) as http:
 
         def on_message(msg: Message) -> None:
             tracker.receipt(msg.body)
@@ -206,8 +220,10 @@ async def bench_p2p(route_url: str, users: int, concurrency: int, duration: floa
             headers = [{"Authorization": f"Bearer {c.token}"} for c in clients]
             url = api_url(route_url) + "/messages"
 
-            def send(key: str, sender: int, recipient: int) -> Awaitable[httpx.Response]:
-                return http.post(url, json={"to": names[recipient], "body": key}, headers=headers[sender])
+            def send(
+                worker: httpx.AsyncClient, key: str, sender: int, recipient: int
+            ) -> Awaitable[httpx.Response]:
+                return worker.post(url, json={"to": names[recipient], "body": key}, headers=headers[sender])
 
             result = await _load("cim", send, users, concurrency, duration, tracker)
             result.nodes = dict(Counter(c.node.id for c in clients if c.node))
@@ -237,12 +253,13 @@ async def bench_baseline(
         await nc.subscribe(SUBJECT_PREFIX + ">", cb=on_msg, pending_msgs_limit=1_000_000)
         await nc.flush()
         url = f"http://127.0.0.1:{port}/messages"
-        async with _http(concurrency) as http:
 
-            def send(key: str, sender: int, recipient: int) -> Awaitable[httpx.Response]:
-                return http.post(url, json={"to": f"u{recipient}", "body": key})
+        def send(
+            worker: httpx.AsyncClient, key: str, sender: int, recipient: int
+        ) -> Awaitable[httpx.Response]:
+            return worker.post(url, json={"to": f"u{recipient}", "body": key})
 
-            return await _load("baseline", send, users, concurrency, duration, tracker)
+        return await _load("baseline", send, users, concurrency, duration, tracker)
     finally:
         await nc.drain()
         proc.terminate()
