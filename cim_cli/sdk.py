@@ -416,9 +416,11 @@ class Client:
         (``CimApiError`` for the route, ``CimError`` with a frame error code,
         ``OSError``). Afterwards the session heals itself until ``close()``.
         """
-        if self._supervisor is not None:
+        if self._supervisor is not None and not self._supervisor.done():
             raise CimError("already_connected", "connect() was already called")
+        self._supervisor = None
         self._closing = False
+        self.close_reason = None
         self._set_state(ConnectionState.CONNECTING)
         try:
             link = await self._open()
@@ -469,13 +471,17 @@ class Client:
         return await self._take(timeout)
 
     async def _take(self, timeout: float | None) -> Message:
-        if self._queue.empty() and self.state is ConnectionState.CLOSED:
-            raise ConnectionClosed(detail=self.close_reason or "closed")
         async with asyncio.timeout(timeout):
-            item = await self._queue.get()
-        if item is _CLOSED_MARK:
-            self._queue.put_nowait(item)  # wake any other reader too
-            raise ConnectionClosed(detail=self.close_reason or "closed")
+            while True:
+                if self._queue.empty() and self.state is ConnectionState.CLOSED:
+                    raise ConnectionClosed(detail=self.close_reason or "closed")
+                item = await self._queue.get()
+                if item is not _CLOSED_MARK:
+                    break
+                if self.state is ConnectionState.CLOSED:
+                    self._queue.put_nowait(item)  # wake any other reader too
+                    raise ConnectionClosed(detail=self.close_reason or "closed")
+                # else: the end of an earlier session, connect() was called again since
         self._taken(item)
         return item
 

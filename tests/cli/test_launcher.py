@@ -151,6 +151,13 @@ async def test_up_prints_serves_and_stops_everything(tmp_path: Path) -> None:
             await alice.send("carol", "kept across a restart")
             await carol.close()
 
+        # A child that dies is reported on stderr; the others keep running.
+        os.kill(up.nodes["node-2"], signal.SIGKILL)
+        async with asyncio.timeout(10):
+            report = (await up.proc.stderr.readline()).decode()
+        assert re.match(rf"cim up: node-2 \(pid {up.nodes['node-2']}\) exited with -9", report), report
+        assert _alive(up.nodes["node-1"])
+
         code, stderr = await up.interrupt()
         assert code == 0, stderr
         await eventually(_none_alive(children), timeout=10, what="no child left")

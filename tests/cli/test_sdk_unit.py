@@ -333,3 +333,21 @@ async def test_admin_client_sends_api_key() -> None:
     assert all(r.headers["X-API-Key"] == "k1" for r in seen)
     assert json.loads(seen[0].content) == {"to": ["a", "b"], "body": "hey"}
     await http.aclose()
+
+
+async def test_connect_again_after_a_final_kick(node: FakeNode, route: FakeRoute) -> None:
+    client = make_client(route)
+    await client.connect()
+    try:
+        writer = await node.conns.get()
+        writer.write(encode(msg(1)) + encode({"t": "kick", "reason": "duplicate_login"}))
+        assert (await client.next_message(5)).seq == 1
+        await client.wait_for_state(ConnectionState.CLOSED, 5)
+        await client.connect()
+        assert node.logins[-1]["last_seq"] == 1
+        writer = await node.conns.get()
+        writer.write(encode(msg(2)))
+        assert (await client.next_message(5)).seq == 2  # the old session's end mark is skipped
+        assert client.close_reason is None
+    finally:
+        await client.close()
