@@ -1,0 +1,306 @@
+"""The real ``cim chat`` in a pseudo-terminal (pexpect) against a real cluster.
+
+Each chat is its own process with its own ``CIM_HOME``; the password comes
+from ``CIM_PASSWORD``. Output is matched through the ANSI styling that
+prompt-toolkit puts between the parts of a line (see ``styled``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import stat
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pexpect
+import pytest
+
+import cim_cli
+from tests.harness import Cluster, eventually
+
+PASSWORD = "password123"
+WAIT_S = 20.0
+_ANSI = r"(?:\x1b\[[0-9;?]*[A-Za-z]|\s)*"
+_CPR_REQUEST = "\x1b[6n"
+
+
+def styled(*parts: str) -> re.Pattern[str]:
+    """A pattern for ``parts`` printed one after the other, with styling in between."""
+    return re.compile(_ANSI.join(re.escape(p) for p in parts))
+
+
+def chat_command(user: str, route_url: str) -> list[str]:
+    """``python -m cim_cli chat USER --route URL`` (``run_chat`` directly until main.py exists)."""
+    if (Path(cim_cli.__file__).parent / "__main__.py").exists():
+        return [sys.executable, "-m", "cim_cli", "chat", user, "--route", route_url]
+    code = f"import sys; from cim_cli.chat import run_chat; sys.exit(run_chat({route_url!r}, {user!r}))"
+    return [sys.executable, "-c", code]
+
+
+class Chat:
+    """One ``cim chat`` process in a pty, read by a thread that plays the terminal.
+
+    The thread answers prompt-toolkit's cursor position requests (``ESC[6n``)
+    as a real terminal would, so the bottom toolbar is drawn; ``expect`` scans
+    what was read so far. Every wait is bounded.
+    """
+
+    def __init__(self, user: str, route_url: str, home: Path, password: str | None = PASSWORD) -> None:
+        self.user = user
+        self.home = home
+        env = {**os.environ, "CIM_HOME": str(home), "TERM": "xterm"}
+        for name in ("CIM_ROUTE_URL", "CIM_PASSWORD"):
+            env.pop(name, None)
+        if password is not None:
+            env["CIM_PASSWORD"] = password
+        env.pop("PROMPT_TOOLKIT_NO_CPR", None)
+        argv = chat_command(user, route_url)
+        self.child = pexpect.spawn(argv[0], argv[1:], env=env, encoding="utf-8", dimensions=(40, 200))
+        self.screen = ""
+        self._pos = 0
+        self._eof = False
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, name=f"pty-{user}", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        tail = ""
+        while True:
+            try:
+                data = self.child.read_nonblocking(65536, timeout=0.2)
+            except pexpect.TIMEOUT:
+                continue
+            except (pexpect.EOF, OSError, ValueError):
+                break
+            for _ in range((tail + data).count(_CPR_REQUEST)):
+                self.child.send("\x1b[1;1R")
+            tail = data[-3:]
+            with self._changed:
+                self.screen += data
+                self._changed.notify_all()
+        with self._changed:
+            self._eof = True
+            self._changed.notify_all()
+
+    def _wait_for(self, pattern: re.Pattern[str] | None, timeout: float) -> re.Match[str] | None:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                if pattern is not None and (match := pattern.search(self.screen, self._pos)):
+                    self._pos = match.end()
+                    return match
+                left = deadline - time.monotonic()
+                if self._eof or left <= 0:
+                    what = "the end" if pattern is None else repr(pattern.pattern)
+                    if pattern is None and self._eof:
+                        return None
+                    raise AssertionError(f"{self.user}: no {what}; screen:\n{self.screen[-3000:]!r}")
+                self._changed.wait(left)
+
+    async def expect(self, pattern: str | re.Pattern[str], timeout: float = WAIT_S) -> re.Match[str]:
+        """The next match of ``pattern`` (a plain string is literal) after the previous match."""
+        regex = pattern if isinstance(pattern, re.Pattern) else re.compile(re.escape(pattern))
+        match = await asyncio.to_thread(self._wait_for, regex, timeout)
+        assert match is not None
+        return match
+
+    async def type(self, text: str) -> None:
+        await asyncio.to_thread(self.child.send, text)
+
+    async def line(self, text: str) -> None:
+        """Type a line and press Enter."""
+        await self.type(text + "\r")
+
+    async def exit_code(self, timeout: float = WAIT_S) -> int:
+        """Wait for the process to end; its exit status."""
+        await asyncio.to_thread(self._wait_for, None, timeout)
+        await asyncio.to_thread(self.child.wait)
+        assert not self.child.isalive()
+        return self.child.exitstatus
+
+    def close(self) -> None:
+        if self.child.isalive():
+            self.child.kill(9)
+            self.child.wait()
+        self._reader.join(5)
+        self.child.close()
+
+
+@pytest.fixture
+def chats(tmp_path: Path):
+    started: list[Chat] = []
+
+    def start(user: str, route_url: str, password: str | None = PASSWORD) -> Chat:
+        chat = Chat(user, route_url, tmp_path / f"home-{user}", password)
+        started.append(chat)
+        return chat
+
+    yield start
+    for chat in started:
+        chat.close()
+
+
+async def connected(chat: Chat) -> None:
+    await chat.expect(f"connected as {chat.user} to node")
+    await chat.expect(styled("all", ">"))
+
+
+async def test_two_chats_talk_both_ways_tab_completes_and_quit(cluster: Cluster, chats) -> None:
+    await cluster.register("bob", PASSWORD)
+    bob = chats("bob", cluster.route_url)
+    await connected(bob)
+
+    # alice is new: the chat offers to register her.
+    alice = chats("alice", cluster.route_url)
+    await alice.expect("register it now?")
+    await alice.line("y")
+    await alice.expect("registered 'alice'")
+    await connected(alice)
+    await alice.expect(re.compile(r"alice @ node-\d \|" + _ANSI + "connected" + _ANSI + r"\| to: everyone"))
+
+    await alice.line("@bob hello bob")
+    await bob.expect(styled("alice:", "hello bob"))
+    await alice.expect(styled("hello bob", "(delivered)"))
+
+    await bob.line("alice;;hi alice")
+    await alice.expect(styled("bob:", "hi alice"))
+
+    await bob.line(":to alice")
+    await bob.expect("plain text now goes to alice")
+    await bob.expect(styled("alice", ">"))
+    await bob.line("sticky :tada:")
+    await alice.expect(styled("bob:", "sticky \U0001f389"))
+
+    # Tab after "@bo" completes the online user bob (alice's roster was filled at start).
+    await alice.type("@bo\t")
+    await alice.expect("@bo")
+    await alice.line(" via tab")
+    await bob.expect(styled("alice:", "via tab"))
+
+    await alice.line(":q!")
+    assert await alice.exit_code() == 0
+    await bob.type("\x04")
+    assert await bob.exit_code() == 0
+
+    # Remembered: route and username, a private token cache, the input history.
+    home = alice.home
+    assert '"username": "alice"' in (home / "chat.json").read_text()
+    assert stat.S_IMODE((home / "tokens.json").stat().st_mode) == 0o600
+    assert PASSWORD not in (home / "chat.json").read_text() + (home / "tokens.json").read_text()
+    assert "@bob hello bob" in (home / "chat_history").read_text()
+
+    # The next run needs no password while the cached token is valid.
+    again = chats("alice", cluster.route_url, password=None)
+    await connected(again)
+    await again.line(":q!")
+    assert await again.exit_code() == 0
+
+
+async def test_commands_and_errors(cluster: Cluster, chats) -> None:
+    for user in ("carol", "dave"):
+        await cluster.register(user, PASSWORD)
+    dave = chats("dave", cluster.route_url)
+    await connected(dave)
+    carol = chats("carol", cluster.route_url)
+    await connected(carol)
+
+    await carol.line(":help")
+    await carol.expect(styled(":pu PREFIX", "online users whose name starts with PREFIX"))
+    await carol.line(":frob")
+    await carol.expect("unknown command :frob")
+    await carol.line("@nobody hi")
+    await carol.expect(styled("unknown_user (404)"))
+
+    await carol.line(":g create team dave")
+    await carol.expect(re.compile(r"created #team: .*carol"))
+    await carol.line("#team standup now")
+    await dave.expect(styled("#team", "carol:", "standup now"))
+    await carol.expect(styled("standup now", "(1 recipients)"))
+
+    await carol.line(":olu")
+    await carol.expect(re.compile(r"2 online users: carol, dave"))
+    await carol.line(":pu da")
+    await carol.expect("online users starting with 'da': dave")
+
+    await dave.line("@carol the deploy failed")
+    await carol.expect("the deploy failed")
+    await carol.line(":h dave")
+    await carol.expect(styled("-- history with dave: 1 --"))
+    await carol.line(":q DEPLOY")  # no target: all my conversations (dave is a known peer now)
+    await carol.expect(re.compile(r"'DEPLOY' in \d+ conversations.*: 1 --"))
+
+    await carol.line(":delay 60 dave later")
+    await carol.expect(styled("later", "(scheduled for"))
+    await carol.line(":emoji 2")
+    await carol.expect("emoji page 2/")
+    await carol.line(":info")
+    await carol.expect(re.compile(r"node: node-\d"))
+    await carol.expect("connection: ready")
+
+    await carol.type("\x03")
+    assert await carol.exit_code() == 0
+
+
+async def test_node_killed_reconnects_and_shows_missed_messages_once(cluster: Cluster, chats) -> None:
+    await cluster.register("erin", PASSWORD)
+    frank = await cluster.register("frank", PASSWORD)
+    headers = {"Authorization": f"Bearer {frank['token']}"}
+    erin = chats("erin", cluster.route_url)
+    await connected(erin)
+
+    await erin.line(":info")
+    node_id = (await erin.expect(re.compile(r"node: (node-\d+)"))).group(1)
+    await cluster.nodes[node_id].kill()
+    await erin.expect("connection lost; reconnecting")
+
+    for body in ("missed-1", "missed-2"):
+        resp = await cluster.http.post(
+            cluster.api("/messages"), json={"to": "erin", "body": body}, headers=headers
+        )
+        assert resp.status_code == 202, resp.text
+    await erin.expect("reconnected to node", timeout=30)
+    await erin.expect("missed-2")
+
+    resp = await cluster.http.post(
+        cluster.api("/messages"), json={"to": "erin", "body": "after"}, headers=headers
+    )
+    assert resp.status_code == 202, resp.text
+    await erin.expect(styled("frank:", "after"))
+    screen = erin.screen
+    assert screen.count("missed-1") == 1 and screen.count("missed-2") == 1, screen[-2000:]
+
+    await erin.line(":q!")
+    assert await erin.exit_code() == 0
+
+    async def no_session() -> bool:
+        resp = await cluster.http.get(cluster.api("/users/online"), headers=headers)
+        return "erin" not in resp.json()["users"]
+
+    await eventually(no_session, timeout=10, what="erin offline after :q!")
+
+
+async def test_token_only_session_asks_for_the_password_when_its_node_dies(cluster: Cluster, chats) -> None:
+    await cluster.register("gina", PASSWORD)
+    first = chats("gina", cluster.route_url)
+    await connected(first)
+    await first.line(":q!")
+    assert await first.exit_code() == 0
+
+    gina = chats("gina", cluster.route_url, password=None)  # the cached token and node, no password
+    await connected(gina)
+    await gina.line(":info")
+    node_id = (await gina.expect(re.compile(r"node: (node-\d+)"))).group(1)
+    await gina.type("half typed")
+    await cluster.nodes[node_id].kill()
+    await gina.expect("the password is needed to log in again")
+    await gina.expect("password for gina:")
+    await gina.line(PASSWORD)
+    await gina.expect("reconnected to node", timeout=30)
+    await gina.expect("half typed")  # the draft is back in the prompt
+    await gina.line("")
+    await gina.line(":q!")
+    assert await gina.exit_code() == 0
