@@ -44,12 +44,12 @@ from shared.registry_nats import DEFAULT_BUCKET, NatsKvRegistry
 from shared.scripts import Scripts
 from shared.settings import RouteSettings
 
-__all__ = ["API_PREFIX", "create_app"]
+__all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
 
-API_PREFIX = "/api/v1"
 _SHUTDOWN_FLUSH_S = 2.0
+_CANCEL_RETRY_S = 0.5
 _UNAVAILABLE = (
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
@@ -74,9 +74,7 @@ def create_app(settings: RouteSettings, registry: NodeRegistry | None = None) ->
     app.add_exception_handler(HTTPException, _http_error)
     for exc_type in _UNAVAILABLE:
         app.add_exception_handler(exc_type, partial(_unavailable, metrics=metrics))
-    for router in API_ROUTERS:
-        app.include_router(router, prefix=API_PREFIX)
-    for router in ROOT_ROUTERS:
+    for router in (*API_ROUTERS, *ROOT_ROUTERS):
         app.include_router(router)
     return app
 
@@ -195,9 +193,13 @@ async def _running(coros: dict[str, Coroutine[Any, Any, None]]) -> AsyncIterator
     try:
         yield
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        pending = set(tasks)
+        while pending:
+            # Cancel again until they are done: a cancel that lands while a library converts a
+            # timeout (redis-py under asyncio.timeout) can be swallowed once.
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=_CANCEL_RETRY_S)
 
 
 def _report_exit(task: asyncio.Task[None]) -> None:

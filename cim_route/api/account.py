@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
+from cim_route.api.schemas import API_PREFIX
 from cim_route.auth import Caller
 from cim_route.context import Ctx
 from cim_route.passwords import verify_password
@@ -16,7 +17,7 @@ from shared import bus, tokens
 from shared.errors import ApiError
 from shared.protocol import KickReason
 
-router = APIRouter(tags=["account"])
+router = APIRouter(prefix=API_PREFIX, tags=["account"])
 log = logging.getLogger(__name__)
 
 

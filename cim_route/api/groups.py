@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
 from cim_route.api.schemas import (
+    API_PREFIX,
     Body,
     ClientMsgId,
     DelayMs,
@@ -24,7 +25,7 @@ from shared.errors import ApiError
 from shared.protocol import MessageKind
 from shared.settings import NAME_RE
 
-router = APIRouter(tags=["groups"])
+router = APIRouter(prefix=API_PREFIX, tags=["groups"])
 
 GroupName = Annotated[str, Path(pattern=NAME_RE.pattern)]
 

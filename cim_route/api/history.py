@@ -7,12 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from cim_route.api.schemas import API_PREFIX
 from cim_route.auth import Caller
 from cim_route.context import Ctx
 from shared.errors import ApiError
 from shared.settings import NAME_RE
 
-router = APIRouter(tags=["history"])
+router = APIRouter(prefix=API_PREFIX, tags=["history"])
 
 
 class HistoryPage(BaseModel):

@@ -7,14 +7,23 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from cim_route.api.schemas import Body, ClientMsgId, DelayMs, Name, check_body, check_delay, unknown_from
+from cim_route.api.schemas import (
+    API_PREFIX,
+    Body,
+    ClientMsgId,
+    DelayMs,
+    Name,
+    check_body,
+    check_delay,
+    unknown_from,
+)
 from cim_route.auth import Caller
 from cim_route.context import Ctx
 from cim_route.send import new_message_id, now_ms
 from shared.errors import ApiError
 from shared.protocol import MessageKind
 
-router = APIRouter(tags=["messages"])
+router = APIRouter(prefix=API_PREFIX, tags=["messages"])
 
 
 class NewMessage(BaseModel):

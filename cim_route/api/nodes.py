@@ -8,13 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from pydantic import BaseModel
 
+from cim_route.api.schemas import API_PREFIX
 from cim_route.auth import ApiKey
 from cim_route.context import Ctx
 from shared import bus
 from shared.errors import ApiError
 from shared.settings import NODE_ID_RE
 
-router = APIRouter(tags=["nodes"], dependencies=[ApiKey])
+router = APIRouter(prefix=API_PREFIX, tags=["nodes"], dependencies=[ApiKey])
 log = logging.getLogger(__name__)
 
 

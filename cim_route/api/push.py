@@ -8,14 +8,22 @@ import msgpack
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from cim_route.api.schemas import Body, ClientMsgId, Name, check_body, require_known, unknown_users
+from cim_route.api.schemas import (
+    API_PREFIX,
+    Body,
+    ClientMsgId,
+    Name,
+    check_body,
+    require_known,
+    unknown_users,
+)
 from cim_route.auth import ApiKey
 from cim_route.context import Context, Ctx
 from cim_route.send import SYSTEM_SENDER, FanOut, new_message_id
 from shared.errors import ApiError
 from shared.protocol import MessageKind
 
-router = APIRouter(tags=["push"], dependencies=[ApiKey])
+router = APIRouter(prefix=API_PREFIX, tags=["push"], dependencies=[ApiKey])
 
 
 class NewPush(BaseModel):

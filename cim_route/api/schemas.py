@@ -12,6 +12,7 @@ from shared.errors import ApiError
 from shared.settings import NAME_RE
 
 __all__ = [
+    "API_PREFIX",
     "Body",
     "ClientMsgId",
     "DelayMs",
@@ -23,6 +24,8 @@ __all__ = [
     "unknown_from",
     "unknown_users",
 ]
+
+API_PREFIX = "/api/v1"
 
 Name = Annotated[str, StringConstraints(pattern=NAME_RE.pattern)]
 """A username or group name: 1-32 of A-Z a-z 0-9 _ . -"""

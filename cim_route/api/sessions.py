@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
+from cim_route.api.schemas import API_PREFIX
 from cim_route.auth import ApiKey
 from cim_route.context import Ctx
 from shared import bus, sessions
@@ -14,7 +15,7 @@ from shared.errors import ApiError
 from shared.protocol import KickReason
 from shared.settings import NAME_RE
 
-router = APIRouter(tags=["sessions"], dependencies=[ApiKey])
+router = APIRouter(prefix=API_PREFIX, tags=["sessions"], dependencies=[ApiKey])
 log = logging.getLogger(__name__)
 
 

@@ -7,14 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from cim_route.api.schemas import Name
+from cim_route.api.schemas import API_PREFIX, Name
 from cim_route.auth import Caller
 from cim_route.context import Ctx
 from cim_route.passwords import hash_password
 from cim_route.send import now_ms
 from shared.errors import ApiError
 
-router = APIRouter(tags=["users"])
+router = APIRouter(prefix=API_PREFIX, tags=["users"])
 
 
 class NewUser(BaseModel):

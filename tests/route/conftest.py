@@ -1,0 +1,144 @@
+"""Fixtures for route tests: the app in-process (lifespan run, httpx over ASGI) against the
+session's real NATS and Redis, a key prefix of its own and a ``MemoryRegistry`` with one node."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import nats
+import pytest
+from nats.aio.client import Client as Nats
+from nats.aio.subscription import Subscription
+
+from cim_cli.services import Service
+from cim_route import create_app
+from cim_route.context import Context
+from shared import bus, sessions
+from shared.registry import MemoryRegistry, NodeInfo, NodeRegistry
+from shared.settings import RouteSettings
+from tests.conftest import SECRET
+from tests.harness import API_KEY, eventually
+
+PASSWORD = "password123"
+
+
+def node_id() -> str:
+    return f"n-{secrets.token_hex(4)}"
+
+
+@dataclass
+class RouteUnderTest:
+    """One in-process route: ``http`` talks to ``/api/v1``, ``root`` to ``/``."""
+
+    app: Any
+    http: httpx.AsyncClient
+    root: httpx.AsyncClient
+    registry: NodeRegistry
+    node: str | None
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ctx(self) -> Context:
+        return self.app.state.context
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return {"X-API-Key": API_KEY}
+
+    def auth(self, user: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[user]}"}
+
+    async def user(self, name: str) -> dict[str, str]:
+        """Register and log in ``name``; return its auth header."""
+        resp = await self.http.post("/users", json={"username": name, "password": PASSWORD})
+        assert resp.status_code == 201, resp.text
+        resp = await self.http.post("/login", json={"username": name, "password": PASSWORD})
+        assert resp.status_code == 200, resp.text
+        self.tokens[name] = resp.json()["token"]
+        return self.auth(name)
+
+    async def connect(self, user: str, node: str | None = None, conn: str = "c1") -> None:
+        """Make ``user`` online on ``node`` as a node would at login."""
+        ctx = self.ctx
+        await sessions.claim(ctx.redis, ctx.scripts, ctx.keys, user, node or self.node, conn)
+
+    async def add_node(self, node: str, **fields: Any) -> NodeInfo:
+        info = NodeInfo(id=node, host="127.0.0.1", port=9000, **fields)
+        await self.registry.announce(info)
+        await eventually(lambda: _async(self.ctx.view.get(node) == info), timeout=5, what=f"{node} in view")
+        return info
+
+
+async def _async(value: Any) -> Any:
+    return value
+
+
+MakeRoute = Callable[..., Awaitable[RouteUnderTest]]
+
+
+@pytest.fixture
+async def make_route(nats_service: Service, redis_service: Service, prefix: str) -> AsyncIterator[MakeRoute]:
+    """Factory of routes sharing this test's prefix (two replicas share Redis state)."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def make(
+            registry: NodeRegistry | None = None, with_node: bool = True, **overrides: Any
+        ) -> RouteUnderTest:
+            values: dict[str, Any] = {
+                "nats_url": nats_service.url,
+                "redis_url": redis_service.url,
+                "redis_prefix": prefix,
+                "secret": SECRET,
+                "api_keys": (API_KEY,),
+                "scrypt_n": 1024,
+                "scheduler_poll_ms": 50,
+                **overrides,
+            }
+            settings = RouteSettings(**values)
+            settings.validate()
+            registry = registry if registry is not None else MemoryRegistry()
+            app = create_app(settings, registry)
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            transport = httpx.ASGITransport(app=app)
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(transport=transport, base_url="http://route/api/v1")
+            )
+            root = await stack.enter_async_context(
+                httpx.AsyncClient(transport=transport, base_url="http://route")
+            )
+            route = RouteUnderTest(app, http, root, registry, node=None)
+            if with_node:
+                route.node = node_id()
+                await route.add_node(route.node)
+            return route
+
+        yield make
+
+
+@pytest.fixture
+async def route(make_route: MakeRoute) -> RouteUnderTest:
+    return await make_route()
+
+
+@pytest.fixture
+async def nc(nats_service: Service) -> AsyncIterator[Nats]:
+    client = await nats.connect(nats_service.url)
+    yield client
+    await client.close()
+
+
+async def next_payload(sub: Subscription, timeout: float = 2.0) -> dict[str, Any]:
+    msg = await sub.next_msg(timeout=timeout)
+    return bus.decode(msg.data)
+
+
+async def settle(route: RouteUnderTest, nc: Nats) -> None:
+    """Round-trip the route's NATS connection, then the test's, so that whatever the route
+    published so far is in the test's subscriptions."""
+    await route.ctx.nats.flush(timeout=2)
+    await nc.flush(timeout=2)

@@ -1,0 +1,167 @@
+"""POST /messages and /broadcast: store, seq, delivery over NATS, idempotency, limits."""
+
+from __future__ import annotations
+
+import asyncio
+
+from shared.inbox import read_after
+from shared.settings import RateLimit
+from tests.route.conftest import MakeRoute, RouteUnderTest, next_payload, settle
+from tests.route.test_app import envelope
+
+
+async def test_offline_recipient_is_stored(route: RouteUnderTest) -> None:
+    ann = await route.user("ann")
+    await route.user("bob")
+    resp = await route.http.post("/messages", json={"to": "bob", "body": "hi"}, headers=ann)
+    assert resp.status_code == 202, resp.text
+    answer = resp.json()
+    assert (
+        answer["seq"] == 1 and answer["status"] == "stored" and set(answer) == {"id", "seq", "ts", "status"}
+    )
+    [frame] = await read_after(route.ctx.redis, route.ctx.keys, "bob", 0)
+    assert frame == {
+        "t": "msg",
+        "id": answer["id"],
+        "seq": 1,
+        "kind": "p2p",
+        "from": "ann",
+        "to": "bob",
+        "body": "hi",
+        "ts": answer["ts"],
+    }
+
+
+async def test_online_recipient_gets_one_nats_message(route: RouteUnderTest, nc) -> None:
+    ann = await route.user("ann")
+    await route.user("bob")
+    await route.connect("bob")
+    sub = await nc.subscribe(f"cim.node.{route.node}")
+    await nc.flush()
+    resp = await route.http.post("/messages", json={"to": "bob", "body": "héllo 👋"}, headers=ann)
+    answer = resp.json()
+    assert answer["status"] == "delivered"
+    payload = await next_payload(sub)
+    assert payload["k"] == "msgs"
+    assert payload["items"] == [
+        {
+            "t": "msg",
+            "id": answer["id"],
+            "seq": 1,
+            "kind": "p2p",
+            "from": "ann",
+            "to": "bob",
+            "body": "héllo 👋",
+            "ts": answer["ts"],
+        }
+    ]
+    await settle(route, nc)
+    assert sub.pending_msgs == 0
+
+
+async def test_validation_and_limits(make_route: MakeRoute) -> None:
+    route = await make_route(max_body=10, rate_limit=RateLimit(0.01, 2))
+    ann = await route.user("ann")
+    await route.user("bob")
+    envelope(
+        await route.http.post("/messages", json={"to": "nobody", "body": "x"}, headers=ann),
+        404,
+        "unknown_user",
+    )
+    envelope(
+        await route.http.post("/messages", json={"to": "bob", "body": "é" * 6}, headers=ann), 413, "too_large"
+    )
+    envelope(await route.http.post("/messages", json={"to": "bob"}, headers=ann), 422, "invalid_request")
+    envelope(
+        await route.http.post("/messages", json={"to": "bob", "body": ""}, headers=ann),
+        422,
+        "invalid_request",
+    )
+    envelope(
+        await route.http.post("/messages", json={"to": "bob", "body": "x", "delay_ms": -1}, headers=ann),
+        422,
+        "invalid_request",
+    )
+    envelope(await route.http.post("/messages", json={"to": "bob", "body": "x"}), 401, "unauthorized")
+    # the unknown_user attempt spent a token too: one left of the burst of 2
+    assert (
+        await route.http.post("/messages", json={"to": "bob", "body": "x"}, headers=ann)
+    ).status_code == 202
+    resp = await route.http.post("/messages", json={"to": "bob", "body": "x"}, headers=ann)
+    envelope(resp, 429, "rate_limited")
+    assert 1 <= int(resp.headers["retry-after"]) <= 100
+    assert "cim_route_rate_limited_total 1.0" in (await route.root.get("/metrics")).text
+
+
+async def test_rate_limit_off(make_route: MakeRoute) -> None:
+    route = await make_route(rate_limit=RateLimit(0, 0))
+    ann = await route.user("ann")
+    await route.user("bob")
+    for _ in range(5):
+        assert (
+            await route.http.post("/messages", json={"to": "bob", "body": "x"}, headers=ann)
+        ).status_code == 202
+
+
+async def test_idempotent_retry(route: RouteUnderTest, nc) -> None:
+    ann = await route.user("ann")
+    await route.user("bob")
+    await route.connect("bob")
+    sub = await nc.subscribe(f"cim.node.{route.node}")
+    await nc.flush()
+    msg = {"to": "bob", "body": "once", "client_msg_id": "m-1"}
+    first = (await route.http.post("/messages", json=msg, headers=ann)).json()
+    again = (await route.http.post("/messages", json=msg, headers=ann)).json()
+    assert first == again and first["status"] == "delivered"
+    other = (await route.http.post("/messages", json={**msg, "client_msg_id": "m-2"}, headers=ann)).json()
+    assert other["seq"] == 2
+    assert len(await read_after(route.ctx.redis, route.ctx.keys, "bob", 0)) == 2
+    await next_payload(sub)
+    await next_payload(sub)
+    await settle(route, nc)
+    assert sub.pending_msgs == 0  # the retry published nothing
+
+
+async def test_seq_gap_free_under_concurrent_sends(make_route: MakeRoute) -> None:
+    route = await make_route()
+    second = await make_route(with_node=False)
+    senders = [await route.user(f"s{i}") for i in range(4)]
+    await route.user("bob")
+    second.tokens = route.tokens
+
+    async def burst(i: int) -> list[int]:
+        client = (route if i % 2 else second).http
+        seqs = []
+        for n in range(25):
+            resp = await client.post("/messages", json={"to": "bob", "body": f"{i}-{n}"}, headers=senders[i])
+            assert resp.status_code == 202, resp.text
+            seqs.append(resp.json()["seq"])
+        return seqs
+
+    results = await asyncio.gather(*(burst(i) for i in range(4)))
+    assert sorted(s for seqs in results for s in seqs) == list(range(1, 101))
+    frames = await read_after(route.ctx.redis, route.ctx.keys, "bob", 0)
+    assert [f["seq"] for f in frames] == list(range(1, 101))
+    for seqs in results:  # each sender's messages are in its send order
+        assert seqs == sorted(seqs)
+
+
+async def test_broadcast_is_one_publish(route: RouteUnderTest, nc) -> None:
+    ann = await route.user("ann")
+    for name in ("bob", "cid"):
+        await route.user(name)
+        await route.connect(name)
+    await route.connect("ann")
+    sub = await nc.subscribe("cim.broadcast")
+    await nc.flush()
+    resp = await route.http.post("/broadcast", json={"body": "all"}, headers=ann)
+    assert resp.status_code == 202
+    answer = resp.json()
+    assert answer["recipients"] == 2
+    payload = await next_payload(sub)
+    assert payload["k"] == "broadcast" and payload["exclude"] == "ann"
+    assert payload["msg"]["id"] == answer["id"] and payload["msg"]["kind"] == "broadcast"
+    assert payload["msg"]["seq"] == 0 and payload["msg"]["from"] == "ann" and payload["msg"]["body"] == "all"
+    await settle(route, nc)
+    assert sub.pending_msgs == 0
+    envelope(await route.http.post("/broadcast", json={"body": 5}, headers=ann), 422, "invalid_request")
