@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import signal
 import sys
 
 import uvicorn
@@ -38,8 +39,16 @@ def main() -> int:
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)
+    # uvicorn re-raises the signal that stopped it once it has restored the previous handlers;
+    # with these in place that ends here instead of killing the process, so a stop exits 0.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stopped_by)
     server.run()
     return 0 if server.started else 1
+
+
+def _stopped_by(signum: int, frame: object) -> None:
+    logging.getLogger("cim_route").info("stopped by %s", signal.Signals(signum).name)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,122 @@
+"""Groups: create, members, list, fan-out (own seq per member, one publish per node)."""
+
+from __future__ import annotations
+
+from shared.inbox import read_after
+from tests.route.conftest import RouteUnderTest, next_payload, node_id, settle
+from tests.route.test_app import envelope
+
+
+async def test_create_list_and_members(route: RouteUnderTest) -> None:
+    ann = await route.user("ann")
+    bob = await route.user("bob")
+    await route.user("cid")
+    resp = await route.http.post("/groups", json={"name": "team", "members": ["bob", "bob"]}, headers=ann)
+    assert resp.status_code == 201 and resp.json() == {"name": "team", "members": ["ann", "bob"]}
+    envelope(
+        await route.http.post("/groups", json={"name": "team", "members": []}, headers=bob),
+        409,
+        "group_exists",
+    )
+    envelope(
+        await route.http.post("/groups", json={"name": "t2", "members": ["zed"]}, headers=ann),
+        404,
+        "unknown_user",
+    )
+    envelope(await route.http.post("/groups", json={"name": "bad name"}, headers=ann), 422, "invalid_request")
+    resp = await route.http.post(
+        "/groups/team/members", json={"add": ["cid"], "remove": ["bob"]}, headers=bob
+    )
+    assert resp.json() == {"name": "team", "members": ["ann", "cid"]}
+    envelope(
+        await route.http.post("/groups/team/members", json={"add": ["bob"]}, headers=bob), 403, "not_member"
+    )
+    envelope(
+        await route.http.post("/groups/nope/members", json={"add": ["bob"]}, headers=ann),
+        404,
+        "unknown_group",
+    )
+    envelope(
+        await route.http.post("/groups/team/members", json={"add": ["zed"]}, headers=ann), 404, "unknown_user"
+    )
+    assert (await route.http.get("/groups", headers=ann)).json() == {
+        "groups": [{"name": "team", "members": ["ann", "cid"]}]
+    }
+    assert (await route.http.get("/groups", headers=bob)).json() == {"groups": []}
+
+
+async def test_group_size_limit(make_route) -> None:
+    route = await make_route(group_max=2)
+    ann = await route.user("ann")
+    for name in ("bob", "cid"):
+        await route.user(name)
+    envelope(
+        await route.http.post("/groups", json={"name": "g", "members": ["bob", "cid"]}, headers=ann),
+        422,
+        "invalid_request",
+    )
+    assert (
+        await route.http.post("/groups", json={"name": "g", "members": ["bob"]}, headers=ann)
+    ).status_code == 201
+    envelope(
+        await route.http.post("/groups/g/members", json={"add": ["cid"]}, headers=ann), 422, "invalid_request"
+    )
+
+
+async def test_group_message_fan_out(route: RouteUnderTest, nc) -> None:
+    other = node_id()
+    await route.add_node(other)
+    ann = await route.user("ann")
+    for name in ("bob", "cid", "dan", "eve"):
+        await route.user(name)
+    await route.connect("ann")
+    await route.connect("bob")
+    await route.connect("cid")
+    await route.connect("dan", node=other)
+    # eve offline; bob already has one message so his group seq is 2
+    await route.http.post("/messages", json={"to": "bob", "body": "first"}, headers=ann)
+    await route.http.post(
+        "/groups", json={"name": "team", "members": ["bob", "cid", "dan", "eve"]}, headers=ann
+    )
+    sub_a = await nc.subscribe(f"cim.node.{route.node}")
+    sub_b = await nc.subscribe(f"cim.node.{other}")
+    await nc.flush()
+    resp = await route.http.post("/groups/team/messages", json={"body": "hey team"}, headers=ann)
+    assert resp.status_code == 202 and resp.json()["recipients"] == 4
+    msg_id = resp.json()["id"]
+    items_a = (await next_payload(sub_a))["items"]
+    items_b = (await next_payload(sub_b))["items"]
+    assert sorted((i["to"], i["seq"]) for i in items_a) == [("bob", 2), ("cid", 1)]
+    assert [(i["to"], i["seq"]) for i in items_b] == [("dan", 1)]
+    for item in items_a + items_b:
+        assert (
+            item["kind"] == "group"
+            and item["group"] == "team"
+            and item["from"] == "ann"
+            and item["id"] == msg_id
+        )
+    await settle(route, nc)
+    assert sub_a.pending_msgs == 0 and sub_b.pending_msgs == 0
+    [stored] = await read_after(route.ctx.redis, route.ctx.keys, "eve", 0)
+    assert stored["to"] == "eve" and stored["seq"] == 1 and stored["group"] == "team"
+    assert (
+        await read_after(route.ctx.redis, route.ctx.keys, "ann", 0) == []
+    )  # the sender does not get it back
+
+
+async def test_group_message_errors_and_idempotency(route: RouteUnderTest) -> None:
+    ann = await route.user("ann")
+    bob = await route.user("bob")
+    await route.user("cid")
+    await route.http.post("/groups", json={"name": "team", "members": ["cid"]}, headers=ann)
+    envelope(
+        await route.http.post("/groups/team/messages", json={"body": "x"}, headers=bob), 403, "not_member"
+    )
+    envelope(
+        await route.http.post("/groups/none/messages", json={"body": "x"}, headers=ann), 404, "unknown_group"
+    )
+    msg = {"body": "once", "client_msg_id": "g-1"}
+    first = (await route.http.post("/groups/team/messages", json=msg, headers=ann)).json()
+    again = (await route.http.post("/groups/team/messages", json=msg, headers=ann)).json()
+    assert first == again == {"id": first["id"], "recipients": 1}
+    assert len(await read_after(route.ctx.redis, route.ctx.keys, "cid", 0)) == 1
