@@ -440,14 +440,16 @@ class ChatScreen:
                 await self._execute(command)
 
     async def _get_password(self) -> None:
+        """Ask once, however many failed attempts raised the flag meanwhile."""
         assert self._ask_password is not None
-        self._password_wanted = False
         try:
-            password = await self._ask_password("the node is gone: the password is needed to log in again")
+            if self.client.password is None:
+                why = "the node is gone: the password is needed to log in again"
+                self.client.password = await self._ask_password(why)
         except (EOFError, KeyboardInterrupt):
             self._ended = "no password, no connection"
-            return
-        self.client.password = password
+        finally:
+            self._password_wanted = False
 
     # ----- SDK callbacks ------------------------------------------------------------
 

@@ -19,7 +19,6 @@ from pathlib import Path
 import pexpect
 import pytest
 
-import cim_cli
 from tests.harness import Cluster, eventually
 
 PASSWORD = "password123"
@@ -34,11 +33,8 @@ def styled(*parts: str) -> re.Pattern[str]:
 
 
 def chat_command(user: str, route_url: str) -> list[str]:
-    """``python -m cim_cli chat USER --route URL`` (``run_chat`` directly until main.py exists)."""
-    if (Path(cim_cli.__file__).parent / "__main__.py").exists():
-        return [sys.executable, "-m", "cim_cli", "chat", user, "--route", route_url]
-    code = f"import sys; from cim_cli.chat import run_chat; sys.exit(run_chat({route_url!r}, {user!r}))"
-    return [sys.executable, "-c", code]
+    """The real command: ``python -m cim_cli chat USER --route URL``."""
+    return [sys.executable, "-m", "cim_cli", "chat", user, "--route", route_url]
 
 
 class Chat:
@@ -243,6 +239,14 @@ async def test_commands_and_errors(cluster: Cluster, chats) -> None:
 
     await carol.type("\x03")
     assert await carol.exit_code() == 0
+
+    # dave logs in somewhere else: the older chat says so and ends with status 1.
+    second = chats("dave", cluster.route_url)
+    await connected(second)
+    await dave.expect("you logged in somewhere else; this session ends")
+    assert await dave.exit_code() == 1
+    await second.line(":q!")
+    assert await second.exit_code() == 0
 
 
 async def test_node_killed_reconnects_and_shows_missed_messages_once(cluster: Cluster, chats) -> None:
