@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 from starlette.exceptions import HTTPException
 
 from cim_route.api import API_ROUTERS, ROOT_ROUTERS
+from cim_route.api.schemas import ERROR_RESPONSES
 from cim_route.balancer import make_balancer
 from cim_route.context import Context
 from cim_route.history import History
@@ -74,7 +75,9 @@ def create_app(settings: RouteSettings, registry: NodeRegistry | None = None) ->
     app.add_exception_handler(HTTPException, _http_error)
     for exc_type in _UNAVAILABLE:
         app.add_exception_handler(exc_type, partial(_unavailable, metrics=metrics))
-    for router in (*API_ROUTERS, *ROOT_ROUTERS):
+    for router in API_ROUTERS:
+        app.include_router(router, responses=ERROR_RESPONSES)
+    for router in ROOT_ROUTERS:
         app.include_router(router)
     return app
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Response
+from nats.errors import Error as NatsError
 from prometheus_client import CONTENT_TYPE_LATEST
 from redis.exceptions import RedisError
 
@@ -27,8 +28,10 @@ async def _problems(ctx: Context) -> list[str]:
         await asyncio.wait_for(ctx.redis.ping(), _PROBE_TIMEOUT_S)
     except (RedisError, OSError, TimeoutError):
         problems.append("redis unreachable")
-    if not ctx.nats.is_connected:
-        problems.append("nats disconnected")
+    try:
+        await ctx.nats.flush(timeout=_PROBE_TIMEOUT_S)
+    except (NatsError, TimeoutError):
+        problems.append("nats unreachable")
     if not len(ctx.view):
         problems.append("no node in the registry")
     return problems

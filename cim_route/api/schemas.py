@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 from redis.asyncio import Redis
 
 from cim_route.context import Context
@@ -13,6 +13,8 @@ from shared.settings import NAME_RE
 
 __all__ = [
     "API_PREFIX",
+    "ERROR_RESPONSES",
+    "ErrorBody",
     "Body",
     "ClientMsgId",
     "DelayMs",
@@ -26,6 +28,21 @@ __all__ = [
 ]
 
 API_PREFIX = "/api/v1"
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: ``{"error": code, "detail": text}``."""
+
+    error: str
+    detail: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "unauthorized / bad_api_key"},
+    422: {"model": ErrorBody, "description": "invalid_request"},
+    503: {"model": ErrorBody, "description": "unavailable"},
+}
+"""Documented on every API call (OpenAPI); the call's own errors are in its description."""
 
 Name = Annotated[str, StringConstraints(pattern=NAME_RE.pattern)]
 """A username or group name: 1-32 of A-Z a-z 0-9 _ . -"""
