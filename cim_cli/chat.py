@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ ONLINE_REFRESH_S = 3.0
 GROUPS_REFRESH_S = 15.0
 COMMAND_TIMEOUT_S = 30.0
 HISTORY_LIMIT = 20
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 SEARCH_FANOUT = 8
 """Concurrent history calls of a search across all my conversations."""
 
@@ -111,9 +113,8 @@ def run_chat(route_url: str | None, username: str | None, *, environ: Mapping[st
     profile = Profile.default(environ)
     _log_to_file(profile.data_dir / "chat.log")
     remembered = profile.remembered()
-    route = (route_url or environ.get("CIM_ROUTE_URL") or remembered.route_url or DEFAULT_ROUTE_URL).rstrip(
-        "/"
-    )
+    route = route_url or environ.get("CIM_ROUTE_URL") or remembered.route_url or DEFAULT_ROUTE_URL
+    route = route.rstrip("/")
     user = username or remembered.username
     try:
         return asyncio.run(_main(profile, route, user, environ.get("CIM_PASSWORD") or None))
@@ -368,6 +369,7 @@ class ChatScreen:
         self._quitting = False
         self._ended: str | None = None
         self._password_wanted = False
+        self._stop_requested = False
         self._session: PromptSession[str] = PromptSession(
             history=FileHistory(str(profile.history_path)),
             completer=_ChatCompleter(self.roster),
@@ -400,12 +402,17 @@ class ChatScreen:
         """Prompt until quit; close the session (``bye``) whatever happens."""
         self._client, self._ask_password = client, ask_password
         refresher = asyncio.create_task(self._refresh_roster(), name="cim-chat-roster")
+        loop = asyncio.get_running_loop()
+        for sig in _STOP_SIGNALS:
+            loop.add_signal_handler(sig, self._stop)
         try:
             with patch_stdout(raw=True):
                 node = client.node.id if client.node else "?"
                 _say("good", f"connected as {self.me} to node {node} -- :help lists the commands")
                 return await self._loop()
         finally:
+            for sig in _STOP_SIGNALS:
+                loop.remove_signal_handler(sig)
             self._quitting = True
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -415,7 +422,7 @@ class ChatScreen:
 
     async def _loop(self) -> int:
         draft = ""
-        while True:
+        while not self._stop_requested:
             if self._password_wanted:
                 await self._get_password()
             if self._ended is not None:
@@ -438,6 +445,7 @@ class ChatScreen:
                 return 0
             if command is not None:
                 await self._execute(command)
+        return 0
 
     async def _get_password(self) -> None:
         """Ask once, however many failed attempts raised the flag meanwhile."""
@@ -482,6 +490,11 @@ class ChatScreen:
         self._ended = _KICK_TEXT.get(reason, f"kicked: {reason}")
         if reason in ("logout", "revoked"):
             self.profile.forget_token(self.route, self.me)
+        self._exit_prompt()
+
+    def _stop(self) -> None:
+        """SIGTERM or SIGHUP (the terminal went away): quit as :q! does, saying bye."""
+        self._stop_requested = True
         self._exit_prompt()
 
     def _exit_prompt(self) -> None:
