@@ -66,12 +66,16 @@ async def create(ctx: Ctx, caller: Caller, group: NewGroup) -> Group:
     return Group(name=group.name, members=members)
 
 
-async def _load(ctx: Context, name: str, caller: str) -> set[bytes]:
-    """The members of group ``name``; 404 ``unknown_group``, 403 ``not_member``."""
+async def _load(ctx: Context, name: str, caller: str, *, sending: bool = False) -> set[bytes]:
+    """The members of group ``name``; 404 ``unknown_group``, 403 ``not_member``. ``sending``:
+    take a rate-limit token of the caller in the same round trip (429 ``rate_limited``)."""
     async with ctx.redis.pipeline(transaction=False) as pipe:
+        if sending:
+            await ctx.limiter.queue(pipe, caller)
         pipe.exists(ctx.keys.group(name))
         pipe.smembers(ctx.keys.members(name))
-        exists, members = await pipe.execute()
+        replies = await pipe.execute()
+    exists, members = ctx.limiter.check(replies) if sending else replies
     if not exists:
         raise ApiError(404, "unknown_group", f"no such group: {name}")
     if caller.encode() not in members:
@@ -144,10 +148,7 @@ async def send(ctx: Ctx, caller: Caller, name: GroupName, msg: NewGroupMessage) 
     check_body(ctx, msg.body)
     delay = check_delay(ctx, msg.delay_ms)
     sender = caller.username
-    async with ctx.redis.pipeline(transaction=False) as pipe:
-        await ctx.limiter.queue(pipe, sender)
-        ctx.limiter.check(await pipe.execute())
-    members = await _load(ctx, name, sender)
+    members = await _load(ctx, name, sender, sending=True)
     targets = sorted(m.decode() for m in members if m.decode() != sender)
     if delay:
         return GroupSent(**await _schedule(ctx, sender, name, msg, delay, len(targets)))

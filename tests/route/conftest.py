@@ -70,12 +70,12 @@ class RouteUnderTest:
     async def add_node(self, node: str, **fields: Any) -> NodeInfo:
         info = NodeInfo(id=node, host="127.0.0.1", port=9000, **fields)
         await self.registry.announce(info)
-        await eventually(lambda: _async(self.ctx.view.get(node) == info), timeout=5, what=f"{node} in view")
+
+        async def seen() -> bool:
+            return self.ctx.view.get(node) == info
+
+        await eventually(seen, timeout=5, what=f"{node} in view")
         return info
-
-
-async def _async(value: Any) -> Any:
-    return value
 
 
 MakeRoute = Callable[..., Awaitable[RouteUnderTest]]

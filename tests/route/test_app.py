@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cim_cli.services import free_port
-from tests.route.conftest import PASSWORD, MakeRoute, RouteUnderTest
+from tests.route.conftest import PASSWORD, MakeRoute, RouteUnderTest, next_payload
 
 
 def envelope(resp, status: int, code: str) -> None:
@@ -118,8 +118,6 @@ async def test_register_login_me_logout(route: RouteUnderTest) -> None:
 
 
 async def test_logout_kicks_the_session(route: RouteUnderTest, nc) -> None:
-    from tests.route.conftest import next_payload
-
     headers = await route.user("kim")
     await route.connect("kim", conn="conn-7")
     sub = await nc.subscribe(f"cim.node.{route.node}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shared.inbox import read_after
+from shared.settings import RateLimit
 from tests.route.conftest import RouteUnderTest, next_payload, node_id, settle
 from tests.route.test_app import envelope
 
@@ -120,3 +121,16 @@ async def test_group_message_errors_and_idempotency(route: RouteUnderTest) -> No
     again = (await route.http.post("/groups/team/messages", json=msg, headers=ann)).json()
     assert first == again == {"id": first["id"], "recipients": 1}
     assert len(await read_after(route.ctx.redis, route.ctx.keys, "cid", 0)) == 1
+
+
+async def test_group_send_is_rate_limited(make_route) -> None:
+    route = await make_route(rate_limit=RateLimit(0.01, 1))
+    ann = await route.user("ann")
+    await route.user("bob")
+    await route.http.post("/groups", json={"name": "team", "members": ["bob"]}, headers=ann)
+    assert (
+        await route.http.post("/groups/team/messages", json={"body": "a"}, headers=ann)
+    ).status_code == 202
+    envelope(
+        await route.http.post("/groups/team/messages", json={"body": "b"}, headers=ann), 429, "rate_limited"
+    )
