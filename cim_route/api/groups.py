@@ -54,7 +54,7 @@ async def create(ctx: Ctx, caller: Caller, group: NewGroup) -> Group:
     """201 ``{name, members}``; 409 ``group_exists``; 404 ``unknown_user``; 422 over ``CIM_GROUP_MAX``."""
     members = sorted({*group.members, caller.username})
     _check_size(ctx, len(members))
-    require_known(await unknown_users(ctx.redis, ctx, members))
+    require_known(await unknown_users(ctx, members))
     if not await ctx.redis.hsetnx(ctx.keys.group(group.name), "creator", caller.username):
         raise ApiError(409, "group_exists", f"group {group.name} exists")
     async with ctx.redis.pipeline(transaction=False) as pipe:
@@ -94,7 +94,7 @@ async def change_members(ctx: Ctx, caller: Caller, name: GroupName, change: Memb
     add = sorted(set(change.add) - current)
     remove = sorted(set(change.remove) & current)
     _check_size(ctx, len((current | set(add)) - set(remove)))
-    require_known(await unknown_users(ctx.redis, ctx, add))
+    require_known(await unknown_users(ctx, add))
     async with ctx.redis.pipeline(transaction=False) as pipe:
         if add:
             pipe.sadd(ctx.keys.members(name), *add)

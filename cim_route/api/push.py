@@ -50,7 +50,7 @@ async def push(ctx: Ctx, msg: NewPush) -> Pushed:
             raise ApiError(
                 422, "invalid_request", f"'to' lists 1 to {ctx.settings.group_max} users or is '*'"
             )
-        require_known(await unknown_users(ctx.redis, ctx, targets))
+        require_known(await unknown_users(ctx, targets))
         result = await ctx.sender.fan_out(
             sender=SYSTEM_SENDER,
             targets=targets,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
-from redis.asyncio import Redis
 
 from cim_route.context import Context
 from shared.errors import ApiError
@@ -21,7 +20,6 @@ __all__ = [
     "Name",
     "check_body",
     "check_delay",
-    "queue_unknown",
     "require_known",
     "unknown_from",
     "unknown_users",
@@ -74,20 +72,16 @@ def check_delay(ctx: Context, delay_ms: int | None) -> int:
     return delay
 
 
-def queue_unknown(pipe: Any, ctx: Context, names: list[str]) -> None:
-    """Queue the lookup whose reply ``unknown_from`` reads."""
-    pipe.zmscore(ctx.keys.users, names)
-
-
 def unknown_from(names: list[str], reply: list[Any]) -> list[str]:
+    """The ones of ``names`` whose ``ZMSCORE`` on the users set (``reply``) is empty."""
     return [name for name, score in zip(names, reply, strict=True) if score is None]
 
 
-async def unknown_users(redis: Redis, ctx: Context, names: list[str]) -> list[str]:
+async def unknown_users(ctx: Context, names: list[str]) -> list[str]:
     """The ones of ``names`` that are not registered."""
     if not names:
         return []
-    return unknown_from(names, await redis.zmscore(ctx.keys.users, names))
+    return unknown_from(names, await ctx.redis.zmscore(ctx.keys.users, names))
 
 
 def require_known(unknown: list[str]) -> None:
