@@ -14,7 +14,7 @@ from shared import tokens
 from shared.errors import ApiError, TokenError
 from shared.tokens import Token
 
-__all__ = ["ApiKey", "Caller"]
+__all__ = ["ApiKey", "Caller", "UserOrService"]
 
 _bearer = HTTPBearer(auto_error=False, description="The token from POST /login")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="One of CIM_API_KEYS")
@@ -34,12 +34,27 @@ async def _caller(
     return token
 
 
-async def _check_api_key(ctx: Ctx, key: Annotated[str | None, Security(_api_key)]) -> None:
+def _valid_api_key(ctx: Ctx, key: str | None) -> bool:
     given = (key or "").encode()
     # compare against every key (no early exit), so timing does not tell which one is close
     matches = [hmac.compare_digest(given, k.encode()) for k in ctx.settings.api_keys]
-    if not key or not any(matches):
+    return bool(key) and any(matches)
+
+
+async def _check_api_key(ctx: Ctx, key: Annotated[str | None, Security(_api_key)]) -> None:
+    if not _valid_api_key(ctx, key):
         raise ApiError(401, "bad_api_key", "missing or unknown X-API-Key")
+
+
+async def _user_or_service(
+    ctx: Ctx,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    key: Annotated[str | None, Security(_api_key)],
+) -> Token | None:
+    if key is not None and credentials is None:
+        await _check_api_key(ctx, key)
+        return None
+    return await _caller(ctx, credentials)
 
 
 Caller = Annotated[Token, Depends(_caller)]
@@ -47,3 +62,6 @@ Caller = Annotated[Token, Depends(_caller)]
 
 ApiKey = Depends(_check_api_key)
 """Route dependency: a valid ``X-API-Key`` is required."""
+
+UserOrService = Annotated[Token | None, Depends(_user_or_service)]
+"""A user's bearer token, or (None) a valid ``X-API-Key`` for read-only server-side calls."""

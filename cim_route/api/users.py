@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from cim_route.api.schemas import API_PREFIX, Name
-from cim_route.auth import Caller
+from cim_route.auth import UserOrService
 from cim_route.context import Ctx
 from cim_route.passwords import hash_password
 from cim_route.send import now_ms
@@ -45,11 +45,13 @@ class Online(BaseModel):
 @router.get("/users/online", summary="Online users")
 async def online(
     ctx: Ctx,
-    caller: Caller,
+    caller: UserOrService,
     prefix: Annotated[str, Query(max_length=32)] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Online:
-    """Online usernames starting with ``prefix`` (sorted); ``total`` counts them all."""
+    """Online usernames starting with ``prefix`` (sorted); ``total`` counts them all.
+
+    A user's bearer token or, for operators' tools such as ``cim status``, an ``X-API-Key``."""
     low = f"[{prefix}".encode() if prefix else b"-"
     high = f"[{prefix}".encode() + b"\xff" if prefix else b"+"
     async with ctx.redis.pipeline(transaction=False) as pipe:

@@ -145,3 +145,8 @@ async def test_users_online(route: RouteUnderTest) -> None:
     envelope(
         await route.http.get("/users/online", params={"limit": 0}, headers=headers), 422, "invalid_request"
     )
+    # operators' tools read it with an API key; a wrong key is refused
+    resp = await route.http.get("/users/online", headers=route.admin)
+    assert resp.json()["total"] == 4
+    envelope(await route.http.get("/users/online", headers={"X-API-Key": "nope"}), 401, "bad_api_key")
+    envelope(await route.http.get("/users/online"), 401, "unauthorized")

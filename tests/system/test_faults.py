@@ -184,3 +184,16 @@ async def test_e_slow_reader_is_disconnected_and_catches_up(tmp_path: Path) -> N
         assert [m.seq for m in got] == list(range(1, count + 1))
         assert [m.body.split(":")[0] for m in got] == [str(i) for i in range(count)]
         await asyncio.gather(slow.close(), fast.close())
+
+
+async def test_f_drained_node_moves_its_clients_with_no_loss(fault_cluster: Cluster) -> None:
+    async def drain_node_1() -> None:
+        resp = await fault_cluster.http.post(
+            fault_cluster.api("/nodes/node-1/drain"), headers=fault_cluster.admin_headers
+        )
+        assert resp.status_code == 202
+
+    await _run(fault_cluster, drain_node_1, "f_node_drain")
+    # the drained node empties, leaves the registry and exits 0
+    assert await fault_cluster.nodes["node-1"].wait(timeout=15) == 0
+    assert await fault_cluster.node_ids() == {"node-2"}
