@@ -587,9 +587,8 @@ class ChatScreen:
         target, body = command.target, command.body
         if target.group:
             answer = await self.client.send_group(target.name, body, delay_ms=delay_ms)
-            status = (
-                _scheduled(answer.get("due")) if delay_ms else f"{answer.get('recipients', 0)} recipients"
-            )
+            count = int(answer.get("recipients", 0))
+            status = _scheduled(answer.get("due")) if delay_ms else f"{count} recipient{'s' * (count != 1)}"
         else:
             result = await self.client.send(target.name, body, delay_ms=delay_ms)
             status = _scheduled(result.due) if result.status == "scheduled" else result.status

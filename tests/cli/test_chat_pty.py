@@ -216,7 +216,7 @@ async def test_commands_and_errors(cluster: Cluster, chats) -> None:
     await carol.expect(re.compile(r"created #team: .*carol"))
     await carol.line("#team standup now")
     await dave.expect(styled("#team", "carol:", "standup now"))
-    await carol.expect(styled("standup now", "(1 recipients)"))
+    await carol.expect(styled("standup now", "(1 recipient)"))
 
     await carol.line(":olu")
     await carol.expect(re.compile(r"2 online users: carol, dave"))
