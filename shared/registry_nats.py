@@ -17,6 +17,7 @@ import logging
 import math
 from collections.abc import AsyncIterator
 
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError, NoStreamResponseError
@@ -87,19 +88,61 @@ class NatsKvRegistry:
         return nodes
 
     async def watch(self) -> AsyncIterator[NodeEvent]:
-        """Every current record, then each change; deletions, purges and TTL expiries as ``info=None``."""
-        watcher = await self._kv.watchall()
-        try:
-            async for entry in watcher:
-                if entry is None:  # "initial values done" marker
-                    continue
-                if entry.operation in (KV_DEL, KV_PURGE) or not entry.value:
-                    yield NodeEvent(entry.key, None)
-                    continue
-                try:
-                    yield NodeEvent(entry.key, NodeInfo.unpack(entry.value))
-                except (ValueError, TypeError):
-                    log.warning("registry: unreadable record for %s ignored", entry.key)
-        finally:
-            with contextlib.suppress(Exception):
-                await watcher.stop()
+        """Every current record, then each change; deletions, purges and TTL expiries as ``info=None``.
+
+        Live nodes refresh every period, so a watch that hears nothing for a whole TTL
+        may have lost its consumer (a restarted NATS does not bring ephemeral
+        consumers back, and nats-py does not say so): it then watches anew and
+        reports, as deletions, the nodes that left meanwhile.
+        """
+        seen: set[str] = set()
+        while True:
+            watcher = await self._kv.watchall()
+            try:
+                current = await self._initial(watcher)
+                for node_id in sorted(seen - current.keys()):
+                    yield NodeEvent(node_id, None)
+                for info in current.values():
+                    yield NodeEvent(info.id, info)
+                seen = set(current)
+                while True:
+                    try:
+                        entry = await watcher.updates(timeout=self.ttl_s)
+                    except NatsTimeoutError:
+                        break
+                    event = _event(entry)
+                    if event is None:
+                        continue
+                    if event.info is None:
+                        seen.discard(event.node_id)
+                    else:
+                        seen.add(event.node_id)
+                    yield event
+            finally:
+                with contextlib.suppress(Exception):
+                    await watcher.stop()
+
+    async def _initial(self, watcher: KeyValue.KeyWatcher) -> dict[str, NodeInfo]:
+        """The records a fresh watcher starts with (up to its "initial values done" marker)."""
+        current: dict[str, NodeInfo] = {}
+        while True:
+            entry = await watcher.updates(timeout=self.ttl_s)
+            if entry is None:
+                return current
+            event = _event(entry)
+            if event is not None and event.info is not None:
+                current[event.node_id] = event.info
+            elif event is not None:
+                current.pop(event.node_id, None)
+
+
+def _event(entry: KeyValue.Entry | None) -> NodeEvent | None:
+    if entry is None:
+        return None
+    if entry.operation in (KV_DEL, KV_PURGE) or not entry.value:
+        return NodeEvent(entry.key, None)
+    try:
+        return NodeEvent(entry.key, NodeInfo.unpack(entry.value))
+    except (ValueError, TypeError):
+        log.warning("registry: unreadable record for %s ignored", entry.key)
+        return None

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import nats
 import pytest
 
-from cim_cli.services import Service
+from cim_cli.services import Service, start_nats
 from shared.registry import MemoryRegistry, NodeEvent, NodeInfo, NodeRegistry
 from shared.registry_nats import NatsKvRegistry
 
@@ -88,3 +90,39 @@ async def test_refreshed_node_stays(nats_service: Service) -> None:
         assert set(await registry.snapshot()) == {"alive"}
     finally:
         await nc.close()
+
+
+async def test_watch_recovers_after_nats_restart(tmp_path: Path) -> None:
+    """A restarted NATS drops the watcher's consumer silently; the watch must notice and catch up."""
+    service = start_nats(tmp_path)
+    nc = await nats.connect(service.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    try:
+        registry = await NatsKvRegistry.open(nc.jetstream(), "cim-nodes", refresh_s=1)
+        await registry.announce(_info("old"))
+        events = registry.watch()
+        assert (await _next(events)).node_id == "old"
+
+        port = service.port
+        service.stop()
+        service = start_nats(tmp_path, port)
+
+        async def announce_new() -> None:
+            while True:
+                with contextlib.suppress(nats.errors.Error):
+                    await registry.announce(_info("new"))
+                await asyncio.sleep(1)  # the refresh period of a live node
+
+        refresher = asyncio.create_task(announce_new())
+        try:
+            seen: dict[str, bool] = {}
+            async with asyncio.timeout(15):
+                while seen.get("new") is not True or seen.get("old") is not False:
+                    event = await anext(events)
+                    seen[event.node_id] = event.info is not None
+        finally:
+            refresher.cancel()
+            await asyncio.gather(refresher, return_exceptions=True)
+        await events.aclose()
+    finally:
+        await nc.close()
+        service.stop()
