@@ -235,6 +235,20 @@ class NodeServer:
             await asyncio.sleep(self.settings.registry_refresh_s)
             if self.state in (ServerState.UP, ServerState.DRAINING):
                 await self.announce()
+                await self._restore_sessions()
+
+    async def _restore_sessions(self) -> None:
+        """Undo a route's sweep of this node's sessions (it looked dead while NATS was away)."""
+        live = {conn.user: conn.conn_id for conn in self.hub}
+        try:
+            taken = await sessions.restore_missing(self.redis, self.scripts, self.keys, self.id, live)
+        except (RedisError, OSError) as exc:
+            self.metrics.redis_errors.inc()
+            log.warning("node=%s session restore failed: %s", self.id, exc)
+            return
+        for user in taken:
+            log.info("node=%s user=%s logged in elsewhere meanwhile: kicking this connection", self.id, user)
+            self.hub.kick(user, KickReason.DUPLICATE_LOGIN.value)
 
     async def drain(self) -> None:
         """Stop taking logins, announce ``draining``, move the clients away (see the module doc)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from importlib import resources
 
 from redis.asyncio import Redis
@@ -22,6 +22,7 @@ class Scripts:
     store: AsyncScript
     session_claim: AsyncScript
     session_release: AsyncScript
+    session_restore: AsyncScript
     max_set: AsyncScript
     rate_limit: AsyncScript
     delayed_claim: AsyncScript
@@ -29,12 +30,5 @@ class Scripts:
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:
-        return cls(
-            store=redis.register_script(_source("store")),
-            session_claim=redis.register_script(_source("session_claim")),
-            session_release=redis.register_script(_source("session_release")),
-            max_set=redis.register_script(_source("max_set")),
-            rate_limit=redis.register_script(_source("rate_limit")),
-            delayed_claim=redis.register_script(_source("delayed_claim")),
-            idem_status=redis.register_script(_source("idem_status")),
-        )
+        """Every field is the script ``shared/lua/<field name>.lua``."""
+        return cls(**{f.name: redis.register_script(_source(f.name)) for f in fields(cls)})

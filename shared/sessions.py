@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from shared.keys import Keys
 from shared.scripts import Scripts
 
-__all__ = ["Session", "claim", "lookup_many", "release", "sweep_node"]
+__all__ = ["Session", "claim", "lookup_many", "release", "restore_missing", "sweep_node"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,3 +79,26 @@ async def sweep_node(redis: Redis, scripts: Scripts, keys: Keys, node: str) -> i
         pipe.delete(keys.node_sessions(node))
         replies = await pipe.execute()
     return sum(1 for r in replies[:-1] if r)
+
+
+async def restore_missing(
+    redis: Redis, scripts: Scripts, keys: Keys, node: str, live: dict[str, str]
+) -> list[str]:
+    """Put back the sessions of ``live`` connections (user -> connection id) on ``node`` that a
+    route swept while the node looked dead (NATS unreachable past its registry TTL).
+
+    Costs one ``SCARD`` while nothing is missing. Returns the users whose session now belongs
+    to another connection: a newer login elsewhere, whose kick this node may have missed.
+    """
+    if await redis.scard(keys.node_sessions(node)) >= len(live):
+        return []
+    now = int(time.time() * 1000)
+    async with redis.pipeline(transaction=False) as pipe:
+        for user, conn in live.items():
+            await scripts.session_restore(
+                keys=[keys.session(user), keys.node_sessions(node), keys.online],
+                args=[node, conn, now, user],
+                client=pipe,
+            )
+        replies = await pipe.execute()
+    return [user for user, reply in zip(live, replies, strict=True) if int(reply) < 0]

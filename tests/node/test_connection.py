@@ -221,3 +221,24 @@ async def test_start_sweeps_leftovers_and_stop_releases_sessions(
     assert await redis.zscore(keys.online, "alice") is None
     assert node.id not in await registry.snapshot()
     assert await c.expect_closed() == []
+
+
+async def test_swept_sessions_of_live_connections_come_back(node: NodeServer, clients, redis, prefix) -> None:
+    """A route that thought this node dead (NATS away past the TTL) swept its sessions; the node
+    puts back those of its live connections, and kicks one whose user logged in elsewhere since."""
+    keys = Keys(prefix)
+    scripts = Scripts.register(redis)
+    alice, bob = await clients(node), await clients(node)
+    await alice.login("alice")
+    await bob.login("bob")
+    assert await sessions.sweep_node(redis, scripts, keys, node.id) == 2
+    await sessions.claim(redis, scripts, keys, "bob", "other-node", "newer")
+
+    async def alice_back() -> bool:
+        return await redis.hget(keys.session("alice"), "node") == node.id.encode()
+
+    await eventually(alice_back, timeout=5, what="alice's session restored")
+    assert await redis.zscore(keys.online, "alice") is not None
+    frames = await bob.expect_closed()
+    assert frames == [{"t": "kick", "reason": "duplicate_login"}]
+    assert await redis.hget(keys.session("bob"), "node") == b"other-node"
