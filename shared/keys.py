@@ -10,7 +10,9 @@ slot and one Lua script can touch them together (seq, inbox, idempotency).
 | inbox:{u}                             | stream | id ``<seq>-0``, fields ``m`` (msgpack msg)    |
 | ack:{u}                               | string | highest seq u acked (cumulative)             |
 | session:{u}                           | hash   | ``node``, ``conn``, ``since``                |
-| idem:{u}:<scope>                      | string | msgpack answer of an idempotent store        |
+| idem:{u}:<scope>                      | hash   | ``seq``, ``ts``, ``id``, ``status`` of the first |
+|                                       |        | answer of an idempotent store (a string for   |
+|                                       |        | delayed sends and push to ``"*"``)            |
 | ratelimit:{u}                         | hash   | token bucket ``tokens``, ``ts``              |
 | groups:{u}                            | set    | names of u's groups                          |
 | group:{g}                             | hash   | ``creator``, ``created``                     |

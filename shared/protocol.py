@@ -76,13 +76,11 @@ class ErrorCode(enum.StrEnum):
     NOT_LOGGED_IN = "not_logged_in"
     BAD_TOKEN = "bad_token"
     LOGIN_TIMEOUT = "login_timeout"
-    SLOW_CONSUMER = "slow_consumer"
-    DRAINING = "draining"
 
     @property
     def reconnect(self) -> bool:
         """Whether an SDK should log in again after this error (else: a bug or a bad token)."""
-        return self in {ErrorCode.LOGIN_TIMEOUT, ErrorCode.SLOW_CONSUMER, ErrorCode.DRAINING}
+        return self is ErrorCode.LOGIN_TIMEOUT
 
 
 class KickReason(enum.StrEnum):

@@ -79,4 +79,4 @@ def test_error_and_kick_frames() -> None:
     assert error_frame(ErrorCode.BAD_TOKEN, "why") == {"t": "error", "code": "bad_token", "reason": "why"}
     assert kick_frame(KickReason.DRAIN) == {"t": "kick", "reason": "drain"}
     assert KickReason.DRAIN.reconnect and not KickReason.DUPLICATE_LOGIN.reconnect
-    assert ErrorCode.SLOW_CONSUMER.reconnect and not ErrorCode.BAD_TOKEN.reconnect
+    assert ErrorCode.LOGIN_TIMEOUT.reconnect and not ErrorCode.BAD_TOKEN.reconnect
