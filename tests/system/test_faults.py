@@ -197,3 +197,15 @@ async def test_f_drained_node_moves_its_clients_with_no_loss(fault_cluster: Clus
     # the drained node empties, leaves the registry and exits 0
     assert await fault_cluster.nodes["node-1"].wait(timeout=15) == 0
     assert await fault_cluster.node_ids() == {"node-2"}
+
+
+async def test_g_redis_killed_mid_stream_loses_nothing_accepted(fault_cluster: Cluster) -> None:
+    """Redis writes its append-only file before it answers, so a SIGKILL of the redis-server
+    process loses no message that was answered 202; sends refused meanwhile are retried."""
+
+    async def kill_and_restart_redis() -> None:
+        assert fault_cluster.redis
+        fault_cluster.redis.kill()
+        await fault_cluster.restart_redis()
+
+    await _run(fault_cluster, kill_and_restart_redis, "g_redis_sigkill")
