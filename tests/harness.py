@@ -154,7 +154,9 @@ class Cluster:
         self._node_counter += 1
         node_id = node_id or f"node-{self._node_counter}"
         port = free_port()
-        proc = self._spawn(node_id, "cim_node", port, self._base_env(node_id=node_id, node_port=port, **env))
+        proc = self._spawn(
+            node_id, "cim_node", port, self._base_env(node_id=node_id, node_port=port, metrics_port=0, **env)
+        )
         await asyncio.to_thread(wait_for_port, "127.0.0.1", port, 20.0, proc.popen)
         self.nodes[node_id] = proc
         if wait and self.routes:

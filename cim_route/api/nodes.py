@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Annotated
 
@@ -26,23 +27,15 @@ class Node(BaseModel):
     connections: int
     state: str
     started_at: int
+    metrics_port: int | None = None
+    """Where the node serves ``/metrics`` (on ``host``), if it does."""
 
 
 @router.get("/nodes", summary="Every node in the registry")
 async def nodes(ctx: Ctx) -> list[Node]:
-    """``[{id, host, port, connections, state, started_at}]`` sorted by id; ``state`` is ``up``
-    or ``draining``."""
-    return [
-        Node(
-            id=n.id,
-            host=n.host,
-            port=n.port,
-            connections=n.connections,
-            state=n.state,
-            started_at=n.started_at,
-        )
-        for n in ctx.view.listed()
-    ]
+    """``[{id, host, port, connections, state, started_at, metrics_port}]`` sorted by id;
+    ``state`` is ``up`` or ``draining``."""
+    return [Node(**dataclasses.asdict(n)) for n in ctx.view.listed()]
 
 
 class Draining(BaseModel):

@@ -64,6 +64,7 @@ async def test_nodes_and_drain(route: RouteUnderTest, nc) -> None:
         "connections": 3,
         "state": "up",
         "started_at": 1234,
+        "metrics_port": None,
     }
     sub = await nc.subscribe(f"cim.node.{other}")
     await nc.flush()

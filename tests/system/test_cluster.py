@@ -154,3 +154,42 @@ async def test_bad_input_closes_only_that_connection(cluster: Cluster) -> None:
         assert (await bob.next_message(timeout=5)).body == f"still here after {case}"
         assert bob.state is ConnectionState.READY
     await asyncio.gather(alice.close(), bob.close())
+
+
+def _sample(text: str, name: str) -> float:
+    """The value of one sample line (``name`` with its labels) of a Prometheus text page."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+async def test_metrics_change_when_messages_flow(cluster: Cluster) -> None:
+    alice = await _client(cluster, "alice")
+    bob = await _client(cluster, "bob")
+    assert bob.node
+    nodes = {
+        n["id"]: n
+        for n in (await cluster.http.get(cluster.api("/nodes"), headers=cluster.admin_headers)).json()
+    }
+    node_metrics = f"http://127.0.0.1:{nodes[bob.node.id]['metrics_port']}/metrics"
+
+    async def pages() -> tuple[str, str]:
+        route = await cluster.http.get(f"{cluster.route_url}/metrics")
+        node = await cluster.http.get(node_metrics)
+        return route.text, node.text
+
+    route_before, node_before = await pages()
+    for i in range(3):
+        await alice.send("bob", f"counted {i}")
+        await bob.next_message(timeout=5)
+    route_after, node_after = await pages()
+
+    accepted = 'cim_route_messages_total{kind="p2p"}'
+    assert _sample(route_after, accepted) - _sample(route_before, accepted) == 3
+    out = 'cim_node_messages_out_total{kind="p2p"}'
+    assert _sample(node_after, out) - _sample(node_before, out) == 3
+    latency = "cim_node_delivery_latency_seconds_count"
+    assert _sample(node_after, latency) - _sample(node_before, latency) == 3
+    assert _sample(node_after, "cim_node_connections") >= 1
+    await asyncio.gather(alice.close(), bob.close())
