@@ -42,7 +42,8 @@ class Context:
     scheduler: Scheduler
 
 
-def _context(request: Request) -> Context:
+async def _context(request: Request) -> Context:
+    # async: FastAPI runs a plain ``def`` dependency in a worker thread, a thread hop per request.
     return request.app.state.context
 
 

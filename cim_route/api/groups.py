@@ -18,7 +18,7 @@ from cim_route.api.schemas import (
     require_known,
     unknown_users,
 )
-from cim_route.auth import Caller
+from cim_route.auth import Caller, Sending, SendingCaller
 from cim_route.context import Context, Ctx
 from cim_route.send import new_message_id, now_ms
 from shared.errors import ApiError
@@ -66,16 +66,18 @@ async def create(ctx: Ctx, caller: Caller, group: NewGroup) -> Group:
     return Group(name=group.name, members=members)
 
 
-async def _load(ctx: Context, name: str, caller: str, *, sending: bool = False) -> set[bytes]:
+async def _load(ctx: Context, name: str, caller: str, *, sending: SendingCaller | None = None) -> set[bytes]:
     """The members of group ``name``; 404 ``unknown_group``, 403 ``not_member``. ``sending``:
-    take a rate-limit token of the caller in the same round trip (429 ``rate_limited``)."""
+    the caller's token when it sends: its revocation check (401) and the take of a rate-limit
+    token (429 ``rate_limited``) share the round trip."""
     async with ctx.redis.pipeline(transaction=False) as pipe:
-        if sending:
+        if sending is not None:
+            sending.queue(pipe)
             await ctx.limiter.queue(pipe, caller)
         pipe.exists(ctx.keys.group(name))
         pipe.smembers(ctx.keys.members(name))
-        replies = await pipe.execute()
-    exists, members = ctx.limiter.check(replies) if sending else replies
+        replies = await ctx.scripts.execute(pipe)
+    exists, members = replies if sending is None else ctx.limiter.check(sending.check(replies))
     if not exists:
         raise ApiError(404, "unknown_group", f"no such group: {name}")
     if caller.encode() not in members:
@@ -141,14 +143,14 @@ class GroupSent(BaseModel):
 @router.post(
     "/groups/{name}/messages", status_code=202, response_model_exclude_unset=True, summary="Send to a group"
 )
-async def send(ctx: Ctx, caller: Caller, name: GroupName, msg: NewGroupMessage) -> GroupSent:
+async def send(ctx: Ctx, caller: Sending, name: GroupName, msg: NewGroupMessage) -> GroupSent:
     """202 ``{id, recipients}``: every member but the sender gets it in its inbox, with its own
     seq. With ``delay_ms`` also ``seq: null, ts, status: "scheduled", due``.
     404 ``unknown_group``, 403 ``not_member``, 413, 429."""
     check_body(ctx, msg.body)
     delay = check_delay(ctx, msg.delay_ms)
     sender = caller.username
-    members = await _load(ctx, name, sender, sending=True)
+    members = await _load(ctx, name, sender, sending=caller)
     targets = sorted(m.decode() for m in members if m.decode() != sender)
     if delay:
         return GroupSent(**await _schedule(ctx, sender, name, msg, delay, len(targets)))

@@ -17,7 +17,7 @@ from cim_route.api.schemas import (
     check_delay,
     unknown_from,
 )
-from cim_route.auth import Caller
+from cim_route.auth import Sending
 from cim_route.context import Ctx
 from cim_route.send import new_message_id, now_ms
 from shared.errors import ApiError
@@ -42,7 +42,7 @@ class Accepted(BaseModel):
 
 
 @router.post("/messages", status_code=202, response_model_exclude_unset=True, summary="Send to one user")
-async def send(ctx: Ctx, caller: Caller, msg: NewMessage) -> Accepted:
+async def send(ctx: Ctx, caller: Sending, msg: NewMessage) -> Accepted:
     """202 ``{id, seq, ts, status}`` (``delivered``: the recipient has a session; ``stored``: it
     will get it at its next login); with ``delay_ms``: ``{id, seq: null, ts, status: "scheduled",
     due}``. 404 ``unknown_user``, 413 ``too_large``, 429 ``rate_limited``."""
@@ -50,9 +50,10 @@ async def send(ctx: Ctx, caller: Caller, msg: NewMessage) -> Accepted:
     delay = check_delay(ctx, msg.delay_ms)
     sender = caller.username
     async with ctx.redis.pipeline(transaction=False) as pipe:
+        caller.queue(pipe)
         await ctx.limiter.queue(pipe, sender)
         pipe.zmscore(ctx.keys.users, [msg.to])
-        replies = ctx.limiter.check(await pipe.execute())
+        replies = ctx.limiter.check(caller.check(await ctx.scripts.execute(pipe)))
     if unknown_from([msg.to], replies[0]):
         raise ApiError(404, "unknown_user", f"no such user: {msg.to}")
     if delay:
@@ -90,12 +91,13 @@ class FanOutAnswer(BaseModel):
 
 
 @router.post("/broadcast", status_code=202, summary="Send to every online user")
-async def broadcast(ctx: Ctx, caller: Caller, msg: NewBroadcast) -> FanOutAnswer:
+async def broadcast(ctx: Ctx, caller: Sending, msg: NewBroadcast) -> FanOutAnswer:
     """202 ``{id, recipients}``: every online user but the sender; not stored (seq 0)."""
     check_body(ctx, msg.body)
     async with ctx.redis.pipeline(transaction=False) as pipe:
+        caller.queue(pipe)
         await ctx.limiter.queue(pipe, caller.username)
-        ctx.limiter.check(await pipe.execute())
+        ctx.limiter.check(caller.check(await ctx.scripts.execute(pipe)))
     result = await ctx.sender.to_online(
         sender=caller.username, body=msg.body, kind=MessageKind.BROADCAST, exclude=caller.username
     )

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from types import SimpleNamespace
 
+import pytest
+
+from cim_route import auth
 from shared.inbox import read_after
 from shared.settings import RateLimit
 from tests.route.conftest import MakeRoute, RouteUnderTest, next_payload, settle
@@ -165,3 +170,50 @@ async def test_broadcast_is_one_publish(route: RouteUnderTest, nc) -> None:
     await settle(route, nc)
     assert sub.pending_msgs == 0
     envelope(await route.http.post("/broadcast", json={"body": 5}, headers=ann), 422, "invalid_request")
+
+
+async def test_sends_with_a_revoked_token(route: RouteUnderTest) -> None:
+    """The send calls check revocation in their first pipeline: still 401, and nothing sent."""
+    ann = await route.user("ann")
+    await route.user("bob")
+    resp = await route.http.post("/groups", json={"name": "team", "members": ["bob"]}, headers=ann)
+    assert resp.status_code == 201
+    assert (await route.http.post("/logout", headers=ann)).status_code == 204
+    for path, body in [
+        ("/messages", {"to": "bob", "body": "x"}),
+        ("/broadcast", {"body": "x"}),
+        ("/groups/team/messages", {"body": "x"}),
+    ]:
+        resp = await route.http.post(path, json=body, headers=ann)
+        envelope(resp, 401, "unauthorized")
+        assert resp.json()["detail"] == "token revoked"
+    assert await read_after(route.ctx.redis, route.ctx.keys, "bob", 0) == []
+
+
+async def test_a_remembered_token_still_expires(
+    route: RouteUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ann = await route.user("ann")
+    await route.user("bob")
+    assert (await route.http.get("/me", headers=ann)).status_code == 200  # signature checked, cached
+    later = time.time() + route.ctx.settings.token_ttl + 1
+    monkeypatch.setattr(auth, "time", SimpleNamespace(time=lambda: later))
+    for resp in [
+        await route.http.get("/me", headers=ann),
+        await route.http.post("/messages", json={"to": "bob", "body": "x"}, headers=ann),
+    ]:
+        envelope(resp, 401, "unauthorized")
+        assert resp.json()["detail"] == "token expired"
+
+
+async def test_send_after_redis_lost_its_scripts(route: RouteUnderTest) -> None:
+    """The send path runs its scripts (rate limit, store) without SCRIPT EXISTS; a Redis that
+    lost them (restart, SCRIPT FLUSH) gets them again, and each message is stored once."""
+    ann = await route.user("ann")
+    await route.user("bob")
+    for body in ("a", "b"):
+        await route.ctx.redis.script_flush()
+        resp = await route.http.post("/messages", json={"to": "bob", "body": body}, headers=ann)
+        assert resp.status_code == 202, resp.text
+    frames = await read_after(route.ctx.redis, route.ctx.keys, "bob", 0)
+    assert [(f["seq"], f["body"]) for f in frames] == [(1, "a"), (2, "b")]
