@@ -19,8 +19,8 @@ __all__ = ["RateLimited", "RateLimiter"]
 class RateLimited(ApiError):
     """429 ``rate_limited`` with a ``Retry-After`` (whole seconds, at least 1)."""
 
-    def __init__(self, wait_ms: int) -> None:
-        super().__init__(429, "rate_limited", f"too many messages; retry in {wait_ms} ms")
+    def __init__(self, wait_ms: int, what: str = "too many messages") -> None:
+        super().__init__(429, "rate_limited", f"{what}; retry in {wait_ms} ms")
         self.headers = {"Retry-After": str(max(1, -(-wait_ms // 1000)))}
 
 

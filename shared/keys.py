@@ -14,6 +14,7 @@ slot and one Lua script can touch them together (seq, inbox, idempotency).
 |                                       |        | answer of an idempotent store (a string for   |
 |                                       |        | delayed sends and push to ``"*"``)            |
 | ratelimit:{u}                         | hash   | token bucket ``tokens``, ``ts``              |
+| login-failures:{u}                    | string | wrong passwords in a row (expires: lockout)  |
 | groups:{u}                            | set    | names of u's groups                          |
 | group:{g}                             | hash   | ``creator``, ``created``                     |
 | members:{g}                           | set    | usernames                                    |
@@ -58,6 +59,9 @@ class Keys:
 
     def ratelimit(self, u: str) -> str:
         return f"{self.prefix}ratelimit:{{{u}}}"
+
+    def login_failures(self, u: str) -> str:
+        return f"{self.prefix}login-failures:{{{u}}}"
 
     def user_groups(self, u: str) -> str:
         return f"{self.prefix}groups:{{{u}}}"

@@ -184,6 +184,9 @@ class RouteSettings(CommonSettings):
     group_max: int = 1000
     idempotency_s: int = 600
     history_limit: int = 200
+    login_max_failures: int = 10
+    """Wrong passwords in a row that lock a username's logins for ``login_lockout_s``."""
+    login_lockout_s: int = 900
     scrypt_n: int = 16384
     """scrypt cost of new password hashes (a power of two); stored with each hash."""
     startup_timeout_s: float = 30.0

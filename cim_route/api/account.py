@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field
 
 from cim_route.api.schemas import API_PREFIX
 from cim_route.auth import Caller
-from cim_route.context import Ctx
+from cim_route.context import Context, Ctx
 from cim_route.passwords import verify_password
+from cim_route.ratelimit import RateLimited
 from cim_route.send import now_ms
 from shared import bus, tokens
 from shared.errors import ApiError
@@ -42,13 +43,25 @@ class LoginAnswer(BaseModel):
 
 @router.post("/login", summary="Log in: a token and the node to connect to")
 async def login(ctx: Ctx, creds: Credentials) -> LoginAnswer:
-    """401 ``bad_credentials`` (unknown user too); 503 ``no_nodes`` when no node takes logins."""
-    pw_hash = await ctx.redis.hget(ctx.keys.user(creds.username), "pw")
+    """401 ``bad_credentials`` (unknown user too); 429 ``rate_limited`` after
+    ``CIM_LOGIN_MAX_FAILURES`` wrong passwords in a row; 503 ``no_nodes`` when no node takes logins."""
+    failures_key = ctx.keys.login_failures(creds.username)
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        pipe.hget(ctx.keys.user(creds.username), "pw")
+        pipe.get(failures_key)
+        pipe.pttl(failures_key)
+        pw_hash, failures, ttl_ms = await pipe.execute()
+    if failures is not None and int(failures) >= ctx.settings.login_max_failures:
+        ctx.metrics.logins.labels("locked").inc()
+        raise RateLimited(max(ttl_ms, 1000), "too many wrong passwords")
     encoded = pw_hash.decode() if pw_hash is not None else None
     if not await verify_password(creds.password, encoded, ctx.settings.scrypt_n):
+        await _count_failure(ctx, failures_key)
         ctx.metrics.logins.labels("bad_credentials").inc()
         log.info("login refused for %s", creds.username)
         raise ApiError(401, "bad_credentials", "wrong username or password")
+    if failures is not None:
+        await ctx.redis.delete(failures_key)
     nodes = ctx.view.accepting()
     if not nodes:
         ctx.metrics.logins.labels("no_nodes").inc()
@@ -63,6 +76,14 @@ async def login(ctx: Ctx, creds: Credentials) -> LoginAnswer:
         expires_at=claims.expires_at,
         node=NodeAddress(id=node.id, host=node.host, port=node.port),
     )
+
+
+async def _count_failure(ctx: Context, key: str) -> None:
+    """One more wrong password; the count (and so a lockout) lasts ``login_lockout_s``."""
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        pipe.incr(key)
+        pipe.expire(key, ctx.settings.login_lockout_s)
+        await pipe.execute()
 
 
 @router.post("/logout", status_code=204, summary="Revoke the token and close the session")
