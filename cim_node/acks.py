@@ -76,7 +76,7 @@ class AckCursors:
                     await self._scripts.max_set(
                         keys=[self._keys.ack(user)], args=[seq, self._retention_ms], client=pipe
                     )
-                await pipe.execute()
+                await self._scripts.execute(pipe)
         except (RedisError, OSError) as exc:
             self._metrics.redis_errors.inc()
             log.warning("ack flush of %d cursors failed: %s", len(batch), exc)

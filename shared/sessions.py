@@ -77,7 +77,7 @@ async def sweep_node(redis: Redis, scripts: Scripts, keys: Keys, node: str) -> i
                 client=pipe,
             )
         pipe.delete(keys.node_sessions(node))
-        replies = await pipe.execute()
+        replies = await scripts.execute(pipe)
     return sum(1 for r in replies[:-1] if r)
 
 
@@ -100,5 +100,5 @@ async def restore_missing(
                 args=[node, conn, now, user],
                 client=pipe,
             )
-        replies = await pipe.execute()
+        replies = await scripts.execute(pipe)
     return [user for user, reply in zip(live, replies, strict=True) if int(reply) < 0]
