@@ -54,7 +54,6 @@ class FrameType(enum.StrEnum):
 
 
 CLIENT_FRAMES = frozenset({FrameType.LOGIN, FrameType.PING, FrameType.ACK, FrameType.BYE})
-SERVER_FRAMES = frozenset({FrameType.WELCOME, FrameType.MSG, FrameType.KICK, FrameType.ERROR, FrameType.PONG})
 
 
 class MessageKind(enum.StrEnum):
