@@ -59,30 +59,19 @@ def format_nodes(nodes: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-async def status(route_url: str, api_key: str, out: TextIO = sys.stdout) -> int:
-    """Print the nodes and the connection/online totals; 0 on success."""
+async def status(route_url: str, api_key: str, out: TextIO = sys.stdout, show_users: int = 50) -> int:
+    """Print the nodes, the connection and online totals and the first online users; 0 on success."""
     async with AdminClient(route_url, api_key) as admin:
         nodes = await admin.nodes()
-        for line in format_nodes(nodes):
-            print(line, file=out)
-        connections = sum(int(n.get("connections") or 0) for n in nodes)
-        online = await _online_total(admin)
-    summary = f"{len(nodes)} node(s), {connections} connection(s)"
-    if online is not None:
-        summary += f", {online} user(s) online"
-    print(summary, file=out)
+        users, online = await admin.online(limit=show_users)
+    for line in format_nodes(nodes):
+        print(line, file=out)
+    connections = sum(int(n.get("connections") or 0) for n in nodes)
+    print(f"{len(nodes)} node(s), {connections} connection(s), {online} user(s) online", file=out)
+    if users:
+        more = f" (+{online - len(users)} more)" if online > len(users) else ""
+        print(f"online: {', '.join(users)}{more}", file=out)
     return 0
-
-
-async def _online_total(admin: AdminClient) -> int | None:
-    """Online users through ``/users/online`` when the route takes an API key there."""
-    try:
-        _, total = await admin.online(limit=1)
-    except CimApiError as exc:
-        if exc.status in (401, 403):
-            return None
-        raise
-    return total
 
 
 async def push(route_url: str, api_key: str, to: str, body: str, out: TextIO = sys.stdout) -> int:

@@ -48,7 +48,8 @@ async def test_status_and_push(cluster: Cluster) -> None:  # noqa: F811
         lines = out.getvalue().splitlines()
         assert lines[0].split() == ["NODE", "ADDRESS", "STATE", "CONNECTIONS", "STARTED"]
         assert [line.split()[0] for line in lines[1:3]] == ["node-1", "node-2"]
-        assert lines[-1].startswith("2 node(s), ")
+        assert lines[-2].startswith("2 node(s), ") and lines[-2].endswith(", 1 user(s) online")
+        assert lines[-1] == "online: pam"
         out = io.StringIO()
         assert await status.push(cluster.route_url, API_KEY, "pam", "from the cli", out) == 0
         assert out.getvalue().endswith("to 1 recipient(s)\n")
