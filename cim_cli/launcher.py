@@ -27,7 +27,15 @@ from typing import Any, TextIO
 
 import httpx
 
-from cim_cli.services import Service, child_env, free_port, start_nats, start_redis, wait_for_port
+from cim_cli.services import (
+    Service,
+    child_env,
+    free_port,
+    spawn_module,
+    start_nats,
+    start_redis,
+    wait_for_port,
+)
 
 __all__ = ["Child", "LocalCluster", "default_data_dir", "run_async", "run_up"]
 
@@ -132,17 +140,7 @@ class LocalCluster:
 
     def _spawn(self, name: str, module: str, port: int, **cim_vars: Any) -> Child:
         log_path = self.log_dir / f"{name}.log"
-        env = child_env(**cim_vars)
-        with open(log_path, "ab") as out:
-            popen = subprocess.Popen(
-                [sys.executable, "-m", module],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                # Own session: a terminal's Ctrl-C reaches the launcher only, which stops them in order.
-                start_new_session=True,
-            )
+        popen = spawn_module(module, child_env(**cim_vars), log_path, detach=True)
         return Child(name, module, port, popen, log_path)
 
     def start_processes(self) -> None:

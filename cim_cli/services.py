@@ -27,6 +27,8 @@ __all__ = [
     "nats_server_binary",
     "redis_server_binary",
     "start_nats",
+    "spawn",
+    "spawn_module",
     "start_redis",
     "wait_for_port",
 ]
@@ -116,17 +118,31 @@ class Service:
         await asyncio.to_thread(self.stop, timeout)
 
 
-def _spawn(args: list[str], log_path: Path | None, detach: bool = False) -> subprocess.Popen:
-    """Start ``args``; ``detach`` puts it in its own session, so a terminal's Ctrl-C reaches
-    only its parent, which then stops the children in order."""
+def spawn(
+    args: list[str], log_path: Path | None, detach: bool = False, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """Start ``args`` with output appended to ``log_path``; ``detach`` puts it in its own session,
+    so a terminal's Ctrl-C reaches only its parent, which then stops the children in order."""
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - child owns it
     try:
         return subprocess.Popen(
-            args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=detach
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=detach,
+            env=env,
         )
     finally:
         if log_path:
             out.close()
+
+
+def spawn_module(
+    module: str, env: dict[str, str], log_path: Path | None, detach: bool = False
+) -> subprocess.Popen:
+    """Start ``python -m module`` (a cim process) with this interpreter."""
+    return spawn([sys.executable, "-m", module], log_path, detach, env)
 
 
 def start_nats(
@@ -137,7 +153,7 @@ def start_nats(
     store = data_dir / "nats"
     store.mkdir(parents=True, exist_ok=True)
     args = [nats_server_binary(), "-a", host, "-p", str(port), "-js", "-sd", str(store)]
-    proc = _spawn(args, log_path, detach)
+    proc = spawn(args, log_path, detach)
     wait_for_port(host, port, proc=proc)
     return Service("nats", f"nats://{host}:{port}", host, port, proc, log_path)
 
@@ -171,7 +187,7 @@ def start_redis(
         "--protected-mode",
         "no",
     ]
-    proc = _spawn(args, log_path, detach)
+    proc = spawn(args, log_path, detach)
     wait_for_port(host, port, proc=proc)
     return Service("redis", f"redis://{host}:{port}/0", host, port, proc, log_path)
 

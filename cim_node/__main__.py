@@ -32,10 +32,7 @@ def main() -> int:
     except SettingsError as exc:
         print(f"cim node: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    settings.configure_logging()
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop if uvloop else None
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(_run(settings))

@@ -25,9 +25,7 @@ def main() -> int:
     except SettingsError as exc:
         print(f"cim route: {exc.detail}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    settings.configure_logging()
     config = uvicorn.Config(
         create_app(settings),
         host=settings.route_host,

@@ -7,6 +7,7 @@ at the first message.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
@@ -112,6 +113,12 @@ class CommonSettings:
         settings.validate()
         return settings
 
+    def configure_logging(self) -> None:
+        """Log to stderr at ``CIM_LOG_LEVEL``, one line per record, in every server process."""
+        logging.basicConfig(
+            level=self.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+
     def validate(self) -> None:
         if not self.secret:
             raise SettingsError(detail="CIM_SECRET must be set (the same on the route and every node)")
@@ -120,6 +127,8 @@ class CommonSettings:
         for name in ("max_frame", "max_body", "token_ttl", "heartbeat_s", "retention_count"):
             if getattr(self, name) <= 0:
                 raise SettingsError(detail=f"CIM_{name.upper()} must be positive")
+        if self.log_level.upper() not in logging.getLevelNamesMapping():
+            raise SettingsError(detail=f"CIM_LOG_LEVEL={self.log_level!r}: debug, info, warning or error")
         if self.registry_refresh_s < 1:
             raise SettingsError(detail="CIM_REGISTRY_REFRESH_S must be at least 1")
 

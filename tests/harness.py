@@ -8,7 +8,6 @@ and stops every process it started on exit, whatever happened.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -20,7 +19,15 @@ from typing import Any, Self
 
 import httpx
 
-from cim_cli.services import Service, child_env, free_port, start_nats, start_redis, wait_for_port
+from cim_cli.services import (
+    Service,
+    child_env,
+    free_port,
+    spawn_module,
+    start_nats,
+    start_redis,
+    wait_for_port,
+)
 
 API_KEY = "test-api-key-0123456789"
 SECRET = "test-secret-" + "x" * 20
@@ -130,16 +137,7 @@ class Cluster:
 
     def _spawn(self, name: str, module: str, port: int, env: dict[str, str]) -> Proc:
         log = self.tmp / f"{name}.log"
-        with open(log, "ab") as out:
-            popen = subprocess.Popen(
-                [sys.executable, "-m", module],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=os.getcwd(),
-            )
-        return Proc(name, popen, port, log)
+        return Proc(name, spawn_module(module, env, log), port, log)
 
     async def add_route(self, **env: Any) -> Proc:
         port = free_port()
