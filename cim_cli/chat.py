@@ -60,7 +60,7 @@ from cim_cli.commands import (
     valid_name,
 )
 from cim_cli.profile import CachedLogin, Profile
-from cim_cli.sdk import CimApiError, Client, ConnectionState, Message, NodeAddress
+from cim_cli.sdk import CimApiError, Client, ConnectionState, Message, NodeAddress, retryable
 from shared.errors import CimError
 
 __all__ = ["DEFAULT_ROUTE_URL", "format_message", "run_chat"]
@@ -95,6 +95,9 @@ STYLE = Style.from_dict(
         "bottom-toolbar.bad": "bg:#303030 ansiyellow",
     }
 )
+_TOKEN_REFUSED = frozenset({"unauthorized", "bad_token"})
+"""``close_reason`` of an SDK session whose token the route or the node refused."""
+
 _KICK_TEXT = {
     "duplicate_login": "you logged in somewhere else; this session ends",
     "logout": "you logged out; this session ends",
@@ -365,10 +368,10 @@ class ChatScreen:
         self._peers = profile.peers()
         self._state = ConnectionState.CLOSED
         self._retry_at: float | None = None
-        self._failed_attempts = 0
         self._quitting = False
         self._ended: str | None = None
         self._password_wanted = False
+        self._reconnecting_by_hand = False
         self._stop_requested = False
         self._session: PromptSession[str] = PromptSession(
             history=FileHistory(str(profile.history_path)),
@@ -448,16 +451,39 @@ class ChatScreen:
         return 0
 
     async def _get_password(self) -> None:
-        """Ask once, however many failed attempts raised the flag meanwhile."""
+        """The token was refused: ask for the password and open the session again with it."""
         assert self._ask_password is not None
+        self._password_wanted = False
         try:
-            if self.client.password is None:
-                why = "the node is gone: the password is needed to log in again"
-                self.client.password = await self._ask_password(why)
+            self.client.password = await self._ask_password("the token is no longer valid")
+            await self._connect_again()
         except (EOFError, KeyboardInterrupt):
             self._ended = "no password, no connection"
+        except (CimError, OSError, httpx.HTTPError) as exc:
+            self._ended = f"cannot log in again: {exc}"
+        else:
+            node = self.client.node.id if self.client.node else "?"
+            _say("good", f"reconnected to node {node}")
+
+    async def _connect_again(self, attempts: int = 8) -> None:
+        """Open the session anew, retrying what a retry can fix (a node that just died is
+        handed out until the registry drops it) with a growing pause."""
+        self._reconnecting_by_hand = True
+        try:
+            for attempt in range(attempts):
+                try:
+                    await self.client.connect()
+                    return
+                except Exception as exc:
+                    if not retryable(exc) or attempt == attempts - 1:
+                        raise
+                    await asyncio.sleep(min(5.0, 0.25 * 2**attempt))
         finally:
-            self._password_wanted = False
+            self._reconnecting_by_hand = False
+
+    def _closing_ends_chat(self) -> bool:
+        """Whether a ``closed`` session ends the chat (not on quit, nor between our own retries)."""
+        return not (self._quitting or self._reconnecting_by_hand or self._ended is not None)
 
     # ----- SDK callbacks ------------------------------------------------------------
 
@@ -471,18 +497,15 @@ class ChatScreen:
         if state is ConnectionState.RECONNECTING:
             self._retry_at = time.monotonic() + (delay or 0.0)
             if previous is ConnectionState.READY:
-                self._failed_attempts = 0
                 _say("warn", f"connection lost; reconnecting in {delay or 0:.1f} s")
-            else:
-                self._failed_attempts += 1
-                if self._client and self._client.password is None and self._failed_attempts >= 2:
-                    self._password_wanted = True
-                    self._exit_prompt()
         elif state is ConnectionState.READY and previous is ConnectionState.RECONNECTING:
             node = self._client.node.id if self._client and self._client.node else "?"
             _say("good", f"reconnected to node {node}")
-        elif state is ConnectionState.CLOSED and self._client and not self._quitting and self._ended is None:
-            self._ended = f"session closed: {self.client.close_reason or 'by the server'}"
+        elif state is ConnectionState.CLOSED and self._client and self._closing_ends_chat():
+            if self.client.password is None and self.client.close_reason in _TOKEN_REFUSED:
+                self._password_wanted = True  # the cached token expired or was revoked
+            else:
+                self._ended = f"session closed: {self.client.close_reason or 'by the server'}"
             self._exit_prompt()
         self._session.app.invalidate()
 

@@ -56,6 +56,7 @@ __all__ = [
     "SendResult",
     "api_url",
     "raise_for_error",
+    "retryable",
 ]
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,7 @@ def raise_for_error(resp: httpx.Response) -> None:
     raise CimApiError(resp.status_code, code, detail)
 
 
-def _retryable(exc: BaseException) -> bool:
+def retryable(exc: BaseException) -> bool:
     """Whether a failed HTTP call or TCP connect is worth another try later."""
     if isinstance(exc, CimApiError):
         return exc.status >= 500 or exc.status == 429
@@ -423,7 +424,7 @@ class Client:
         self.close_reason = None
         self._set_state(ConnectionState.CONNECTING)
         try:
-            link = await self._open()
+            link = await self._open(first=True)
         except BaseException:
             self._set_state(ConnectionState.CLOSED)
             raise
@@ -522,16 +523,26 @@ class Client:
         if not self._queue.full():
             self._queue.put_nowait(_CLOSED_MARK)
 
-    async def _resolve_node(self) -> NodeAddress:
-        if self.password:
-            await self.login()
-        if self.node is None or not self.token:
-            raise CimError("no_node", "no node to connect to: give a password (or a token and a node)")
+    async def pick_node(self) -> NodeAddress:
+        """``POST /connect``: a node to connect to, for the token this client holds."""
+        answer = await self._call("POST", "/connect")
+        self.node = NodeAddress.from_wire(answer["node"])
         return self.node
 
-    async def _open(self) -> _Link:
+    async def _resolve_node(self, first: bool) -> NodeAddress:
+        """The node of the next attempt: a fresh ``/login`` with a password, else a node
+        for the token (the one given at first, then whatever the route picks)."""
+        if self.password:
+            await self.login()
+        elif self.token and (self.node is None or not first):
+            await self.pick_node()
+        if self.node is None or not self.token:
+            raise CimError("no_node", "no node to connect to: give a password or a token")
+        return self.node
+
+    async def _open(self, first: bool = False) -> _Link:
         """Login through the route, connect, send ``login``, wait for ``welcome``."""
-        node = await self._resolve_node()
+        node = await self._resolve_node(first)
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel from close().
         async with asyncio.timeout(_CONNECT_TIMEOUT_S):
             reader, writer = await asyncio.open_connection(node.host, node.port)
@@ -628,7 +639,7 @@ class Client:
             if code in set(ErrorCode):
                 return ErrorCode(code).reconnect
             return False
-        return _retryable(exc)
+        return retryable(exc)
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter: uniform in [0, min(max, min * 2^(attempt-1))]."""

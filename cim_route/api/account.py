@@ -62,11 +62,7 @@ async def login(ctx: Ctx, creds: Credentials) -> LoginAnswer:
         raise ApiError(401, "bad_credentials", "wrong username or password")
     if failures is not None:
         await ctx.redis.delete(failures_key)
-    nodes = ctx.view.accepting()
-    if not nodes:
-        ctx.metrics.logins.labels("no_nodes").inc()
-        raise ApiError(503, "no_nodes", "no connection node is taking logins")
-    node = ctx.balancer.pick(nodes, creds.username)
+    node = _pick_node(ctx, creds.username)
     token, claims = tokens.issue(ctx.settings.secret, creds.username, ctx.settings.token_ttl)
     ctx.metrics.logins.labels("ok").inc()
     log.info("login %s -> node %s (token %s)", creds.username, node.id, claims.jti)
@@ -74,8 +70,30 @@ async def login(ctx: Ctx, creds: Credentials) -> LoginAnswer:
         username=creds.username,
         token=token,
         expires_at=claims.expires_at,
-        node=NodeAddress(id=node.id, host=node.host, port=node.port),
+        node=node,
     )
+
+
+def _pick_node(ctx: Context, username: str) -> NodeAddress:
+    nodes = ctx.view.accepting()
+    if not nodes:
+        ctx.metrics.logins.labels("no_nodes").inc()
+        raise ApiError(503, "no_nodes", "no connection node is taking logins")
+    node = ctx.balancer.pick(nodes, username)
+    return NodeAddress(id=node.id, host=node.host, port=node.port)
+
+
+class ConnectAnswer(BaseModel):
+    node: NodeAddress
+
+
+@router.post("/connect", summary="A node to connect to, for a client that holds a valid token")
+async def connect(ctx: Ctx, caller: Caller) -> ConnectAnswer:
+    """Like ``/login`` without the password: a client whose node went away asks for another
+    with the token it has (cim's addition to the contract). 503 ``no_nodes``."""
+    node = _pick_node(ctx, caller.username)
+    log.info("connect %s -> node %s", caller.username, node.id)
+    return ConnectAnswer(node=node)
 
 
 async def _count_failure(ctx: Context, key: str) -> None:

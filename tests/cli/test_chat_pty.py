@@ -8,6 +8,7 @@ prompt-toolkit puts between the parts of a line (see ``styled``).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -17,9 +18,12 @@ import threading
 import time
 from pathlib import Path
 
+import jwt
 import pexpect
 import pytest
+import redis.asyncio as aioredis
 
+from shared.keys import Keys
 from tests.harness import Cluster, eventually
 
 PASSWORD = "password123"
@@ -288,25 +292,47 @@ async def test_node_killed_reconnects_and_shows_missed_messages_once(cluster: Cl
     await eventually(no_session, timeout=10, what="erin offline after :q!")
 
 
-async def test_token_only_session_asks_for_the_password_when_its_node_dies(cluster: Cluster, chats) -> None:
-    await cluster.register("gina", PASSWORD)
-    first = chats("gina", cluster.route_url)
+async def _token_only_chat(cluster: Cluster, chats, user: str) -> tuple[Chat, str]:
+    """A chat that starts from the token cached by an earlier run (no password at hand)."""
+    await cluster.register(user, PASSWORD)
+    first = chats(user, cluster.route_url)
     await connected(first)
     await first.line(":q!")
     assert await first.exit_code() == 0
+    chat = chats(user, cluster.route_url, password=None)  # the cached token and node, no password
+    await connected(chat)
+    await chat.line(":info")
+    node_id = (await chat.expect(re.compile(r"node: (node-\d+)"))).group(1)
+    return chat, node_id
 
-    gina = chats("gina", cluster.route_url, password=None)  # the cached token and node, no password
-    await connected(gina)
-    await gina.line(":info")
-    node_id = (await gina.expect(re.compile(r"node: (node-\d+)"))).group(1)
+
+async def test_token_only_session_moves_to_another_node_without_the_password(cluster: Cluster, chats) -> None:
+    gina, node_id = await _token_only_chat(cluster, chats, "gina")
     await gina.type("half typed")
     await cluster.nodes[node_id].kill()
-    await gina.expect("the password is needed to log in again")
-    await gina.expect("password for gina:")
-    await gina.line(PASSWORD)
     await gina.expect("reconnected to node", timeout=30)
-    await gina.expect("half typed")  # the draft is back in the prompt
-    await gina.line("")
+    await gina.line("")  # the draft was kept while the session moved
     await gina.expect(styled("half typed", "(0 online)"))
     gina.child.kill(signal.SIGTERM)  # like a closed terminal: quits cleanly, saying bye
     assert await gina.exit_code() == 0
+
+
+async def test_refused_token_asks_for_the_password_and_carries_on(cluster: Cluster, chats) -> None:
+    hal, node_id = await _token_only_chat(cluster, chats, "hal")
+    cached = json.loads((hal.home / "tokens.json").read_text())
+    (entry,) = cached.values()
+    jti = jwt.decode(entry["token"], options={"verify_signature": False})["jti"]
+    assert cluster.redis
+    async with aioredis.Redis.from_url(cluster.redis.url) as redis:
+        await redis.set(Keys().revoked(jti), b"1")  # as if it had expired or been revoked
+    await hal.type("half typed")
+    await cluster.nodes[node_id].kill()
+    await hal.expect("the token is no longer valid", timeout=30)
+    await hal.expect("password for hal:")
+    await hal.line(PASSWORD)
+    await hal.expect("reconnected to node", timeout=30)
+    await hal.expect("half typed")  # the draft is back in the prompt
+    await hal.line("")
+    await hal.expect(styled("half typed", "(0 online)"))
+    await hal.line(":q!")
+    assert await hal.exit_code() == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cim_cli.services import free_port
+from tests.harness import eventually
 from tests.route.conftest import PASSWORD, MakeRoute, RouteUnderTest, next_payload
 
 
@@ -182,3 +183,20 @@ async def test_a_good_password_resets_the_count(make_route: MakeRoute) -> None:
     for _ in range(2):
         envelope(await route.http.post("/login", json=wrong), 401, "bad_credentials")
     envelope(await route.http.post("/login", json=right), 429, "rate_limited")
+
+
+async def test_connect_gives_a_token_holder_a_node(route: RouteUnderTest) -> None:
+    headers = await route.user("gus")
+    resp = await route.http.post("/connect", headers=headers)
+    assert resp.status_code == 200
+    assert resp.json() == {"node": {"id": route.node, "host": "127.0.0.1", "port": 9000}}
+    envelope(await route.http.post("/connect"), 401, "unauthorized")
+    await route.registry.withdraw(route.node)
+
+    async def no_nodes() -> bool:
+        return (await route.http.post("/connect", headers=headers)).status_code == 503
+
+    await eventually(no_nodes, timeout=5, what="the node view empty")
+    envelope(await route.http.post("/connect", headers=headers), 503, "no_nodes")
+    await route.http.post("/logout", headers=headers)
+    envelope(await route.http.post("/connect", headers=headers), 401, "unauthorized")
