@@ -28,7 +28,7 @@ from redis.asyncio import Redis
 
 from cim_route.history import History
 from cim_route.metrics import Metrics
-from shared import bus
+from shared import bus, sessions
 from shared.inbox import Stored, msg_frame, pack_message, parse_stored, store
 from shared.keys import Keys
 from shared.protocol import MessageKind
@@ -68,10 +68,6 @@ class FanOut:
     recipients: int
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 class Sender:
     """Stores, publishes and records history; knows nothing of HTTP."""
 
@@ -105,8 +101,8 @@ class Sender:
                     keys=[self._keys.session(to), self._keys.idem(to, idem_scope)], client=pipe
                 )
             replies = await self._scripts.execute(pipe)
-        node, stored = _text_or_none(replies[0][0]), parse_stored(replies[1])
-        status = _text(replies[2]) if idem_scope is not None else ("delivered" if node else "stored")
+        node, stored = sessions.node_of(replies[0]), parse_stored(replies[1])
+        status = replies[2].decode() if idem_scope is not None else ("delivered" if node else "stored")
         if not stored.new:
             log.debug("p2p %s from %s to %s: repeat of seq %d", stored.id, sender, to, stored.seq)
             return Direct(stored.id, stored.seq, stored.ts, status)
@@ -151,7 +147,7 @@ class Sender:
                 answer_id = stored.id
                 continue
             first_ts = stored.ts if first_ts is None else min(first_ts, stored.ts)
-            node = _text_or_none(node_reply[0])
+            node = sessions.node_of(node_reply)
             if node is not None:
                 by_node[node].append(msg_frame(packed, stored.seq, stored.ts))
         await self._publish(by_node)
@@ -207,7 +203,7 @@ class Sender:
     async def _queue_store(
         self, pipe: Any, to: str, packed: bytes, msg_id: str, idem_scope: str | None
     ) -> None:
-        pipe.hmget(self._keys.session(to), "node")
+        sessions.queue_node(pipe, self._keys, to)
         await store(
             pipe,
             self._scripts,
@@ -239,10 +235,6 @@ class Sender:
     def _accepted(self, kind: MessageKind, start: float) -> None:
         self._metrics.messages.labels(kind.value).inc()
         self._metrics.send_seconds.labels(kind.value).observe(time.perf_counter() - start)
-
-
-def _text_or_none(value: bytes | str | None) -> str | None:
-    return None if value is None else _text(value)
 
 
 def _payloads(frames: list[dict[str, Any]], limit: int) -> list[bytes]:

@@ -12,11 +12,21 @@ import time
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from shared.keys import Keys
 from shared.scripts import Scripts
 
-__all__ = ["Session", "claim", "lookup_many", "release", "restore_missing", "sweep_node"]
+__all__ = [
+    "Session",
+    "claim",
+    "lookup_many",
+    "node_of",
+    "queue_node",
+    "release",
+    "restore_missing",
+    "sweep_node",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +37,17 @@ class Session:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def queue_node(pipe: Pipeline, keys: Keys, user: str) -> None:
+    """Queue the lookup of ``user``'s node on ``pipe`` (to share a caller's round trip);
+    ``node_of`` reads its reply."""
+    pipe.hmget(keys.session(user), "node")
+
+
+def node_of(reply: list[bytes | str | None]) -> str | None:
+    """The node id from the reply of ``queue_node``, or None when the user is offline."""
+    return None if reply[0] is None else _text(reply[0])
 
 
 async def claim(
