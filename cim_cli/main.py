@@ -122,13 +122,13 @@ def _exec_process(args: argparse.Namespace) -> int:
 
 
 def _chat(args: argparse.Namespace) -> int:
-    from cim_cli.chat import run_chat  # noqa: PLC0415 - prompt-toolkit only when chatting
+    from cim_cli.chat.app import run_chat  # noqa: PLC0415 - prompt-toolkit only when chatting
 
     return run_chat(args.route, args.username)
 
 
 def _admin(args: argparse.Namespace) -> int:
-    from cim_cli import status  # noqa: PLC0415
+    from cim_cli.ops import status  # noqa: PLC0415
 
     route = status.route_from(args.route, os.environ)
     key = status.api_key_from(args.api_key, os.environ)
@@ -141,13 +141,13 @@ def _admin(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from cim_cli.launcher import run_up  # noqa: PLC0415
+    from cim_cli.ops.launcher import run_up  # noqa: PLC0415
 
     return run_up(args.nodes, args.route_port, args.data)
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from cim_cli.bench import run_bench  # noqa: PLC0415
+    from cim_cli.bench.runner import run_bench  # noqa: PLC0415
 
     return run_bench(args)
 

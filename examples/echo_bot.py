@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 
-from cim_cli.sdk import CimApiError, Client, Message
+from cim_client import CimApiError, Client, Message
 
 log = logging.getLogger("echo_bot")
 

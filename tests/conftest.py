@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from cim_cli.services import Service, start_nats, start_redis
+from cim_cli.ops.services import Service, start_nats, start_redis
 from tests.harness import SECRET, Cluster
 
 

@@ -19,7 +19,7 @@ from typing import Any, Self
 
 import httpx
 
-from cim_cli.services import (
+from cim_cli.ops.services import (
     Service,
     child_env,
     free_port,

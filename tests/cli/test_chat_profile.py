@@ -1,4 +1,4 @@
-"""What the chat remembers between runs (cim_cli.profile) and how it prints messages."""
+"""What the chat remembers between runs (cim_cli.chat.profile) and how it prints messages."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from cim_cli.chat import format_message
-from cim_cli.profile import TOKEN_MARGIN_MS, CachedLogin, Profile
-from cim_cli.sdk import Message
+from cim_cli.chat.app import format_message
+from cim_cli.chat.profile import TOKEN_MARGIN_MS, CachedLogin, Profile
+from cim_client import Message
 
 ROUTE = "http://127.0.0.1:8080"
 NODE = {"id": "node-1", "host": "127.0.0.1", "port": 7000}

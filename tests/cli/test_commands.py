@@ -1,11 +1,11 @@
-"""Parsing of chat input (cim_cli.commands) and the emoji table: pure unit tests."""
+"""Parsing of chat input (cim_cli.chat.commands) and the emoji table: pure unit tests."""
 
 from __future__ import annotations
 
 import pytest
 
-from cim_cli import emoji
-from cim_cli.commands import (
+from cim_cli.chat import emoji
+from cim_cli.chat.commands import (
     COMMANDS,
     Broadcast,
     CommandError,

@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-from cim_cli.sdk import Client
+from cim_client import Client
 from tests.harness import Cluster
 
 BOT = Path(__file__).resolve().parents[2] / "examples" / "echo_bot.py"

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from cim_cli.admin import AdminClient
-from cim_cli.sdk import Client
+from cim_client import AdminClient, Client
 from tests.harness import eventually
 
 PASSWORD = "password123"

@@ -6,10 +6,10 @@ import io
 
 import pytest
 
-from cim_cli import status
 from cim_cli.main import build_parser, process_env
-from cim_cli.sdk import Client
-from tests.cli.test_sdk import PASSWORD, cluster  # noqa: F401 - the module-scoped cluster fixture
+from cim_cli.ops import status
+from cim_client import Client
+from tests.client.test_client import PASSWORD, cluster  # noqa: F401 - the module-scoped cluster fixture
 from tests.harness import API_KEY, Cluster
 
 

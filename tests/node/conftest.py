@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 import uvloop
 from nats.aio.client import Client as NatsClient
 
-from cim_cli.services import Service
+from cim_cli.ops.services import Service
 from cim_node.server import NodeServer
 from shared import bus, inbox, tokens
 from shared.keys import Keys

@@ -12,7 +12,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from cim_cli.services import Service, child_env, free_port, wait_for_port
+from cim_cli.ops.services import Service, child_env, free_port, wait_for_port
 from shared.registry_nats import NatsKvRegistry
 from tests.conftest import SECRET
 from tests.harness import eventually

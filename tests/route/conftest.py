@@ -15,7 +15,7 @@ import pytest
 from nats.aio.client import Client as Nats
 from nats.aio.subscription import Subscription
 
-from cim_cli.services import Service
+from cim_cli.ops.services import Service
 from cim_route import create_app
 from cim_route.context import Context
 from shared import bus, sessions

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cim_cli.services import free_port
+from cim_cli.ops.services import free_port
 from tests.harness import eventually
 from tests.route.conftest import PASSWORD, MakeRoute, RouteUnderTest, next_payload
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 from nats.aio.client import Client as Nats
 
-from cim_cli.services import Service, child_env, free_port, wait_for_port
+from cim_cli.ops.services import Service, child_env, free_port, wait_for_port
 from shared.registry import NodeInfo
 from shared.registry_nats import NatsKvRegistry
 from tests.conftest import SECRET

@@ -12,7 +12,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from cim_cli.services import Service, start_nats
+from cim_cli.ops.services import Service, start_nats
 from shared.registry import MemoryRegistry, NodeEvent, NodeInfo, NodeRegistry
 from shared.registry_nats import NatsKvRegistry
 

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import msgpack
 import pytest
 
-from cim_cli.sdk import Client, ConnectionState
+from cim_client import Client, ConnectionState
 from shared import protocol
 from tests.harness import Cluster, eventually
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cim_cli.sdk import Client
+from cim_client import Client
 from shared import protocol
 from tests.harness import SECRET, Cluster, eventually
 from tests.system.traffic import Ledger, collect, send_with_retry, wait_received

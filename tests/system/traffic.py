@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from cim_cli.sdk import Client, Message
+from cim_client import Client, Message
 
 
 @dataclass

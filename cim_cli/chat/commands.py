@@ -39,7 +39,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from cim_cli.emoji import ALIASES, replace_aliases
+from cim_cli.chat.emoji import ALIASES, replace_aliases
 
 __all__ = [
     "COMMANDS",

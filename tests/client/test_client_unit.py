@@ -1,6 +1,6 @@
 """SDK logic against a tiny fake node (asyncio server speaking shared.protocol) and a mock route.
 
-The real-cluster behaviour is in test_sdk.py; these tests pin what a real node
+The real-cluster behaviour is in test_client.py; these tests pin what a real node
 cannot be made to do on demand: duplicate frames, a chosen kick, 503 answers.
 """
 
@@ -14,8 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cim_cli.admin import AdminClient
-from cim_cli.sdk import CimApiError, Client, ConnectionClosed, ConnectionState, Message
+from cim_client import AdminClient, CimApiError, Client, ConnectionClosed, ConnectionState, Message
 from shared.protocol import FrameDecoder, encode
 
 

@@ -10,8 +10,7 @@ from typing import Any, TextIO
 
 import httpx
 
-from cim_cli.admin import AdminClient
-from cim_cli.sdk import CimApiError
+from cim_client import AdminClient, CimApiError
 
 __all__ = ["DEFAULT_ROUTE", "api_key_from", "format_nodes", "push", "route_from", "run_admin", "status"]
 

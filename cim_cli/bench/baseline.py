@@ -1,6 +1,6 @@
 """The baseline of ``cim bench p2p --baseline``: a bare FastAPI endpoint that only publishes to NATS.
 
-``python -m cim_cli.bench_baseline`` serves ``POST /messages {to, body}`` on
+``python -m cim_cli.bench.baseline`` serves ``POST /messages {to, body}`` on
 ``BENCH_PORT`` and publishes ``body`` to ``bench.<to>`` on ``BENCH_NATS_URL``,
 answering 202. Nothing is stored, nobody is authenticated, no seq is assigned:
 the same HTTP and NATS hops as cim without any of cim's own work, so the ratio

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cim_cli.sdk import ConnectionState
-from tests.cli.test_sdk import user
+from cim_client import ConnectionState
+from tests.client.test_client import user
 from tests.harness import Cluster
 
 

@@ -1,8 +1,8 @@
 """``cim chat``: the prompt-toolkit terminal client.
 
-This module is only the screen: what a line means is :mod:`cim_cli.commands`,
-the session (login, reconnect, dedupe) is :class:`cim_cli.sdk.Client`, and what
-is remembered between runs is :mod:`cim_cli.profile`.
+This module is only the screen: what a line means is :mod:`cim_cli.chat.commands`,
+the session (login, reconnect, dedupe) is :class:`cim_client.Client`, and what
+is remembered between runs is :mod:`cim_cli.chat.profile`.
 
 Incoming messages are printed above the prompt (``print_formatted_text`` runs
 them "in terminal" while the prompt is active, and ``patch_stdout`` catches
@@ -33,8 +33,8 @@ from prompt_toolkit.history import FileHistory
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.styles import Style
 
-from cim_cli import emoji
-from cim_cli.commands import (
+from cim_cli.chat import emoji
+from cim_cli.chat.commands import (
     Broadcast,
     Command,
     CommandError,
@@ -59,8 +59,8 @@ from cim_cli.commands import (
     resolve,
     valid_name,
 )
-from cim_cli.profile import CachedLogin, Profile
-from cim_cli.sdk import CimApiError, Client, ConnectionState, Message, NodeAddress, retryable
+from cim_cli.chat.profile import CachedLogin, Profile
+from cim_client import CimApiError, Client, ConnectionState, Message, NodeAddress, retryable
 from shared.errors import CimError
 
 __all__ = ["DEFAULT_ROUTE_URL", "format_message", "run_chat"]

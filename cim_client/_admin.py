@@ -10,7 +10,7 @@ from typing import Any, Self
 
 import httpx
 
-from cim_cli.sdk import api_url, raise_for_error
+from cim_client._sdk import api_url, raise_for_error
 
 __all__ = ["AdminClient"]
 

@@ -10,7 +10,7 @@ matched to its send: latency runs from just before the POST to the moment the
 recipient's SDK reads the frame off its socket. After the load, a grace period
 waits for stragglers; a message answered 202 but never received is ``lost``.
 
-``--baseline`` runs the same load shape against ``cim_cli.bench_baseline``
+``--baseline`` runs the same load shape against ``cim_cli.bench.baseline``
 (FastAPI that only publishes to NATS, one subscriber counting), so the ratio
 shows what cim's own work costs. Without ``--route`` a cluster of its own is
 started (``LocalCluster`` in a temporary folder, rate limit off) and stopped.
@@ -38,9 +38,9 @@ from typing import Any
 
 import httpx
 
-from cim_cli.launcher import LocalCluster, run_async
-from cim_cli.sdk import Client, Message, api_url
-from cim_cli.services import free_port, start_nats, wait_for_port
+from cim_cli.ops.launcher import LocalCluster, run_async
+from cim_cli.ops.services import free_port, start_nats, wait_for_port
+from cim_client import Client, Message, api_url
 
 __all__ = ["BenchResult", "bench_baseline", "bench_p2p", "run_bench"]
 
@@ -238,7 +238,7 @@ async def bench_baseline(
     """Measure ``bench_baseline`` (its own subprocess) publishing to ``nats_url``."""
     import nats  # noqa: PLC0415 - only the baseline subscribes directly
 
-    from cim_cli.bench_baseline import SUBJECT_PREFIX  # noqa: PLC0415
+    from cim_cli.bench.baseline import SUBJECT_PREFIX  # noqa: PLC0415
 
     tracker = _Tracker()
     port = free_port()
@@ -274,7 +274,7 @@ def _spawn_baseline(nats_url: str, port: int, log_path: Path) -> subprocess.Pope
     env = {**os.environ, "BENCH_NATS_URL": nats_url, "BENCH_PORT": str(port)}
     with open(log_path, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "cim_cli.bench_baseline"], env=env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "cim_cli.bench.baseline"], env=env, stdout=out, stderr=subprocess.STDOUT
         )
 
 

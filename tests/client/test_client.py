@@ -1,7 +1,7 @@
 """The SDK against a real cluster: nats-server, redis-server, the route and two nodes.
 
 One cluster serves the whole module (every test uses its own usernames); the
-tests that kill a node are in test_sdk_faults.py with a cluster each.
+tests that kill a node are in test_client_faults.py with a cluster each.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from contextlib import asynccontextmanager
 import pytest
 import pytest_asyncio
 
-from cim_cli.admin import AdminClient
-from cim_cli.sdk import CimApiError, Client, ConnectionState, Message
+from cim_client import AdminClient, CimApiError, Client, ConnectionState, Message
 from tests.conftest import SECRET
 from tests.harness import API_KEY, Cluster
 

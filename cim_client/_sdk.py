@@ -24,7 +24,7 @@ every change (``delay``: seconds until the next attempt, when reconnecting).
 
 HTTP errors raise ``CimApiError`` (``status``, ``code``, ``detail`` from the
 route's error envelope). Server-side calls with an API key live in
-``cim_cli.admin.AdminClient``.
+``cim_client.AdminClient``.
 """
 
 from __future__ import annotations

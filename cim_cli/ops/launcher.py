@@ -27,7 +27,7 @@ from typing import Any, TextIO
 
 import httpx
 
-from cim_cli.services import (
+from cim_cli.ops.services import (
     Service,
     child_env,
     free_port,

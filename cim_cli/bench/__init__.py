@@ -1,0 +1,1 @@
+"""`cim bench`: load generator, scenarios and baselines."""

@@ -1,0 +1,1 @@
+"""`cim chat`: the prompt-toolkit client (screen, commands, emoji, profile)."""

@@ -1,0 +1,1 @@
+"""Operating a cluster: `cim up` (launcher, services) and `cim status`."""
