@@ -8,7 +8,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from cim_cli.chat.app import format_message
+from cim_cli.chat.formatting import format_message
 from cim_cli.chat.profile import TOKEN_MARGIN_MS, CachedLogin, Profile
 from cim_client import Message
 

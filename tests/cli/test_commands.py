@@ -7,6 +7,7 @@ import pytest
 from cim_cli.chat import emoji
 from cim_cli.chat.commands import (
     COMMANDS,
+    MESSAGE_FORMS,
     Broadcast,
     CommandError,
     Delay,
@@ -23,14 +24,13 @@ from cim_cli.chat.commands import (
     Search,
     SendTo,
     SetTarget,
-    Suggestion,
     Target,
-    complete,
     help_lines,
     parse,
     parse_target,
     resolve,
 )
+from cim_cli.chat.completion import Suggestion, complete
 
 BOB = Target("bob")
 DEV = Target("dev", group=True)
@@ -189,8 +189,10 @@ def test_targets() -> None:
 
 def test_help_lists_every_command_once_with_a_description() -> None:
     lines = help_lines()
-    assert len(lines) == len(COMMANDS)
+    rows = [*COMMANDS, *(sub for spec in COMMANDS for sub in spec.subcommands)]
+    assert len(lines) == len(MESSAGE_FORMS) + len(rows)
     usages = [usage for usage, _ in lines]
+    assert len(set(usages)) == len(usages)
     for needed in ("@user", "user;;text", ":to", ":g create", ":g add", ":g remove", ":g list", ":g NAME"):
         assert any(u.startswith(needed) for u in usages), needed
     for needed in (":h", ":q [", ":delay", ":emoji", ":olu", ":pu", ":info", ":help", ":q!"):
