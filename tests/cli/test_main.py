@@ -9,7 +9,7 @@ import pytest
 from cim_cli.main import build_parser, process_env
 from cim_cli.ops import status
 from cim_client import Client
-from tests.client.test_client import PASSWORD, cluster  # noqa: F401 - the module-scoped cluster fixture
+from tests.client.helpers import PASSWORD, cluster  # noqa: F401 - the module-scoped cluster fixture
 from tests.harness import API_KEY, Cluster
 
 
