@@ -1,4 +1,4 @@
-"""The real ``cim chat`` in a pseudo-terminal (pexpect) against a real cluster.
+"""The real ``cim chat`` (app.py and all its parts) in a pseudo-terminal (pexpect) against a real cluster.
 
 Each chat is its own process with its own ``CIM_HOME``; the password comes
 from ``CIM_PASSWORD``. Output is matched through the ANSI styling that
