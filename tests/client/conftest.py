@@ -18,5 +18,7 @@ async def node() -> AsyncIterator[FakeNode]:
 
 
 @pytest.fixture
-def route(node: FakeNode) -> FakeRoute:
-    return FakeRoute(node)
+async def route(node: FakeNode) -> AsyncIterator[FakeRoute]:
+    fake = FakeRoute(node)
+    yield fake
+    await fake.http.aclose()

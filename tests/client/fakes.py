@@ -100,12 +100,16 @@ def msg(seq: int, body: str = "hi") -> dict[str, Any]:
 
 
 class FakeRoute:
-    """httpx.MockTransport handler: /login points at the fake node; other answers are scripted."""
+    """httpx.MockTransport handler: /login points at the fake node; other answers are scripted.
+
+    ``http`` is an HTTP client whose requests come here (the ``route`` fixture closes it).
+    """
 
     def __init__(self, node: FakeNode) -> None:
         self.node = node
         self.calls: list[tuple[str, str, Any]] = []
         self.scripted: dict[str, list[httpx.Response]] = {}
+        self.http = httpx.AsyncClient(transport=httpx.MockTransport(self))
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else None
@@ -124,7 +128,6 @@ class FakeRoute:
 
 
 def make_client(route: FakeRoute, **kwargs: Any) -> Client:
-    http = httpx.AsyncClient(transport=httpx.MockTransport(route))
+    """alice's client, talking to ``route``."""
     kwargs.setdefault("backoff_min", 0.01)
-    client = Client("http://route.test", "alice", "password123", http=http, **kwargs)
-    return client
+    return Client("http://route.test", "alice", "password123", http=route.http, **kwargs)
