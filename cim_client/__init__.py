@@ -13,6 +13,7 @@ from cim_client._client import Client
 from cim_client._exceptions import CimApiError, CimError, ConnectionClosed, retryable
 from cim_client._http import api_url
 from cim_client._models import ConnectionState, Message, NodeAddress, SendResult
+from shared.protocol import MessageKind
 
 __all__ = [
     "AdminClient",
@@ -22,6 +23,7 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionState",
     "Message",
+    "MessageKind",
     "NodeAddress",
     "SendResult",
     "api_url",

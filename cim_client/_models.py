@@ -23,8 +23,9 @@ class ConnectionState(enum.StrEnum):
 class Message:
     """One message, from a ``msg`` frame or a history answer.
 
-    ``kind`` is a ``shared.protocol.MessageKind`` value (``p2p``, ``group``, ``broadcast``,
-    ``push``, ``system``); ``seq`` is 0 for a message that is not stored.
+    ``kind`` is one of the ``MessageKind`` values (``p2p``, ``group``, ``broadcast``,
+    ``push``, ``system``; compare with ``MessageKind.P2P`` etc.); ``seq`` is 0 for a
+    message that is not stored.
     """
 
     id: str
