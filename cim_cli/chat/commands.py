@@ -210,8 +210,9 @@ class Arg(enum.Enum):
 class CommandSpec:
     """One row of the table: a ``:command`` and everything derived from it.
 
-    ``parse`` turns the rest of the line into the command; a command that takes
-    no argument gives the command itself. ``subcommands`` are rows of their own
+    ``parse(rest, usage)`` turns the rest of the line into the command (``usage`` is the
+    row's, for its error messages); a command that takes no argument gives the command
+    itself. ``subcommands`` are rows of their own
     (``:g create``...): their first name is the word after this command's name,
     and ``parse`` then handles any other word (``:g NAME text``).
     """
@@ -220,48 +221,48 @@ class CommandSpec:
     """Typed after ``:``; the first one is the one ``:help`` shows, the others are aliases."""
     usage: str
     help: str
-    parse: Callable[[str], Command] | Command
+    parse: Callable[[str, str], Command] | Command
     hint: str
     """What completion shows next to the name."""
     args: tuple[Arg, ...] = ()
     subcommands: tuple[CommandSpec, ...] = ()
 
 
-def _cmd_to(rest: str) -> Command:
+def _cmd_to(rest: str, usage: str) -> Command:
     if not rest or rest in ("*", "all"):
         return SetTarget(None)
     target, extra = _split_word(rest)
     if extra:
-        raise CommandError("usage: :to user|#group (one target; :to alone clears it)")
+        raise CommandError(f"usage: {usage} (one target; :to alone clears it)")
     return SetTarget(parse_target(target))
 
 
-def _cmd_group_create(args: str) -> Command:
-    return GroupCreate(*_group_and_users(args, ":g create NAME USER..", need_users=False))
+def _cmd_group_create(args: str, usage: str) -> Command:
+    return GroupCreate(*_group_and_users(args, usage, need_users=False))
 
 
-def _cmd_group_add(args: str) -> Command:
-    name, users = _group_and_users(args, ":g add NAME USER..", need_users=True)
+def _cmd_group_add(args: str, usage: str) -> Command:
+    name, users = _group_and_users(args, usage, need_users=True)
     return GroupMembers(name, add=users)
 
 
-def _cmd_group_remove(args: str) -> Command:
-    name, users = _group_and_users(args, ":g remove NAME USER..", need_users=True)
+def _cmd_group_remove(args: str, usage: str) -> Command:
+    name, users = _group_and_users(args, usage, need_users=True)
     return GroupMembers(name, remove=users)
 
 
-def _cmd_group_list(args: str) -> Command:
+def _cmd_group_list(args: str, usage: str) -> Command:
     if args:
-        raise CommandError("usage: :g list")
+        raise CommandError(f"usage: {usage}")
     return GroupList()
 
 
-def _cmd_group_send(rest: str) -> Command:
+def _cmd_group_send(rest: str, usage: str) -> Command:
     """``:g`` alone lists my groups; ``:g NAME text`` sends to one."""
     name, body = _split_word(rest)
     if not name:
         return GroupList()
-    target = _group_target(name.removeprefix("#"), ":g NAME text")
+    target = _group_target(name.removeprefix("#"), usage)
     return SendTo(target, _required_body(body, f":g {target.name} text"))
 
 
@@ -274,26 +275,25 @@ def _group_and_users(args: str, usage: str, need_users: bool) -> tuple[str, tupl
     return name, users
 
 
-def _cmd_history(rest: str) -> Command:
+def _cmd_history(rest: str, usage: str) -> Command:
     if not rest:
         return History(None)
     target, extra = _split_word(rest)
     if extra:
-        raise CommandError("usage: :h [user|#group]")
+        raise CommandError(f"usage: {usage}")
     return History(parse_target(target))
 
 
-def _cmd_search(rest: str) -> Command:
+def _cmd_search(rest: str, usage: str) -> Command:
     first, after = _split_word(rest)
     if first[:1] in ("@", "#") and after:
         return Search(after, parse_target(first))
     if not rest:
-        raise CommandError("usage: :q [@user|#group] KEYWORD (quit is :q!)")
+        raise CommandError(f"usage: {usage} (quit is :q!)")
     return Search(rest, None)
 
 
-def _cmd_delay(rest: str) -> Command:
-    usage = ":delay SECONDS user|#group text"
+def _cmd_delay(rest: str, usage: str) -> Command:
     when, rest = _split_word(rest)
     target, body = _split_word(rest)
     if not when or not target:
@@ -311,18 +311,18 @@ def _duration(text: str) -> float:
     return seconds
 
 
-def _cmd_emoji(rest: str) -> Command:
+def _cmd_emoji(rest: str, usage: str) -> Command:
     if not rest:
         return EmojiPage()
     if not rest.isdigit() or int(rest) < 1:
-        raise CommandError("usage: :emoji [PAGE] (PAGE is 1, 2, ...)")
+        raise CommandError(f"usage: {usage} (PAGE is 1, 2, ...)")
     return EmojiPage(int(rest))
 
 
-def _cmd_prefix(rest: str) -> Command:
+def _cmd_prefix(rest: str, usage: str) -> Command:
     prefix = rest.removeprefix("@")
     if not prefix or " " in prefix:
-        raise CommandError("usage: :pu PREFIX")
+        raise CommandError(f"usage: {usage}")
     return Online(prefix)
 
 
@@ -335,95 +335,89 @@ MESSAGE_FORMS: tuple[tuple[str, str], ...] = (
 )
 """``(usage, help)`` of the lines that are messages, not commands (parsed by ``parse``)."""
 
+_SUB = "subcommand"
+# fmt: off
 _GROUP_SUBCOMMANDS = (
     CommandSpec(
-        ("create",),
-        ":g create NAME USER..",
-        "create a group with these members (and me)",
-        _cmd_group_create,
-        "subcommand",
-        (Arg.NOTHING, Arg.USERS),
+        names=("create",), usage=":g create NAME USER..", hint=_SUB,
+        help="create a group with these members (and me)",
+        parse=_cmd_group_create, args=(Arg.NOTHING, Arg.USERS),
     ),
     CommandSpec(
-        ("add",),
-        ":g add NAME USER..",
-        "add members to a group",
-        _cmd_group_add,
-        "subcommand",
-        (Arg.GROUP, Arg.USERS),
+        names=("add",), usage=":g add NAME USER..", hint=_SUB,
+        help="add members to a group",
+        parse=_cmd_group_add, args=(Arg.GROUP, Arg.USERS),
     ),
     CommandSpec(
-        ("remove",),
-        ":g remove NAME USER..",
-        "remove members from a group",
-        _cmd_group_remove,
-        "subcommand",
-        (Arg.GROUP, Arg.USERS),
+        names=("remove",), usage=":g remove NAME USER..", hint=_SUB,
+        help="remove members from a group",
+        parse=_cmd_group_remove, args=(Arg.GROUP, Arg.USERS),
     ),
     CommandSpec(
-        ("list",), ":g list", "my groups and their members (also plain :g)", _cmd_group_list, "subcommand"
+        names=("list",), usage=":g list", hint=_SUB,
+        help="my groups and their members (also plain :g)",
+        parse=_cmd_group_list,
     ),
 )
 
 COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
-        ("to",),
-        ":to [user|#group]",
-        "set the target of plain text; no argument: everyone",
-        _cmd_to,
-        "set the target of plain text",
-        (Arg.TARGET,),
+        names=("to",), usage=":to [user|#group]", hint="set the target of plain text",
+        help="set the target of plain text; no argument: everyone",
+        parse=_cmd_to, args=(Arg.TARGET,),
     ),
     CommandSpec(
-        ("g",),
-        ":g NAME text",
-        "message to a group (same as #NAME text)",
-        _cmd_group_send,
-        "groups: create, add, remove, list, or NAME text",
-        (Arg.GROUP,),
-        _GROUP_SUBCOMMANDS,
+        names=("g",), usage=":g NAME text", hint="groups: create, add, remove, list, or NAME text",
+        help="message to a group (same as #NAME text)",
+        parse=_cmd_group_send, args=(Arg.GROUP,), subcommands=_GROUP_SUBCOMMANDS,
     ),
     CommandSpec(
-        ("h",),
-        ":h [user|#group]",
-        "recent history (default: the current target)",
-        _cmd_history,
-        "recent history",
-        (Arg.TARGET,),
+        names=("h",), usage=":h [user|#group]", hint="recent history",
+        help="recent history (default: the current target)",
+        parse=_cmd_history, args=(Arg.TARGET,),
     ),
     CommandSpec(
-        ("q",),
-        ":q [@user|#group] KEYWORD",
-        "search history: that conversation, the current target, or all",
-        _cmd_search,
-        "search history",
+        names=("q",), usage=":q [@user|#group] KEYWORD", hint="search history",
+        help="search history: that conversation, the current target, or all",
+        parse=_cmd_search,
     ),
     CommandSpec(
-        ("delay",),
-        ":delay SECONDS TARGET text",
-        "send later (SECONDS like 30, 1.5, 5m, 2h, 1d)",
-        _cmd_delay,
-        "send later",
-        (Arg.NOTHING, Arg.TARGET),
+        names=("delay",), usage=":delay SECONDS TARGET text", hint="send later",
+        help="send later (SECONDS like 30, 1.5, 5m, 2h, 1d)",
+        parse=_cmd_delay, args=(Arg.NOTHING, Arg.TARGET),
     ),
     CommandSpec(
-        ("emoji",), ":emoji [PAGE]", "a page of the :alias: -> emoji table", _cmd_emoji, "emoji alias table"
-    ),
-    CommandSpec(("olu",), ":olu", "online users", Online(), "online users"),
-    CommandSpec(
-        ("pu",),
-        ":pu PREFIX",
-        "online users whose name starts with PREFIX",
-        _cmd_prefix,
-        "online users by prefix",
-        (Arg.USER,),
+        names=("emoji",), usage=":emoji [PAGE]", hint="emoji alias table",
+        help="a page of the :alias: -> emoji table",
+        parse=_cmd_emoji,
     ),
     CommandSpec(
-        ("info",), ":info", "user, node, last seq and connection state", Info(), "user, node, seq, connection"
+        names=("olu",), usage=":olu", hint="online users",
+        help="online users",
+        parse=Online(),
     ),
-    CommandSpec(("help", "all"), ":help", "this list (also :all)", Help(), "list commands"),
-    CommandSpec(("q!", "quit"), ":q!", "quit (also :quit, Ctrl-D, Ctrl-C)", Quit(), "quit"),
+    CommandSpec(
+        names=("pu",), usage=":pu PREFIX", hint="online users by prefix",
+        help="online users whose name starts with PREFIX",
+        parse=_cmd_prefix, args=(Arg.USER,),
+    ),
+    CommandSpec(
+        names=("info",), usage=":info", hint="user, node, seq, connection",
+        help="user, node, last seq and connection state",
+        parse=Info(),
+    ),
+    CommandSpec(
+        names=("help", "all"), usage=":help", hint="list commands",
+        help="this list (also :all)",
+        parse=Help(),
+    ),
+    CommandSpec(
+        names=("q!", "quit"), usage=":q!", hint="quit",
+        help="quit (also :quit, Ctrl-D, Ctrl-C)",
+        parse=Quit(),
+    ),
 )
+# fmt: on
 """Every ``:command``, in the order ``:help`` shows them."""
 
 _BY_NAME: dict[str, CommandSpec] = {name: spec for spec in COMMANDS for name in spec.names}
@@ -486,7 +480,7 @@ def _run_parser(spec: CommandSpec, typed: str, rest: str) -> Command:
         if rest:
             raise CommandError(f"usage: :{typed.lower()} (it takes no argument)")
         return spec.parse
-    return spec.parse(rest)
+    return spec.parse(rest, spec.usage)
 
 
 def resolve(say: Say, target: Target | None) -> SendTo | Broadcast:
