@@ -1,8 +1,11 @@
 """Fixtures: real nats-server and redis-server processes on free ports, stopped afterwards.
 
-``nats`` and ``redis`` are shared by a whole session (tests isolate themselves
-with a key prefix); ``cluster`` starts its own servers, route and nodes as
-subprocesses, so a fault test can kill any of them.
+The one place tests get their servers from. ``nats_service`` and
+``redis_service`` are shared by a whole session (tests isolate themselves with
+a key prefix; ``redis`` and ``nc`` are clients of them); ``cluster`` starts its
+own servers, route and nodes as subprocesses (``tests.harness.Cluster``), so a
+fault test can kill any of them; ``module_cluster`` is one such cluster for a
+whole module whose tests only use it.
 """
 
 from __future__ import annotations
@@ -11,8 +14,11 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import nats
 import pytest
+import pytest_asyncio
 import redis.asyncio as aioredis
+from nats.aio.client import Client as NatsClient
 
 from cim_cli.ops.services import Service, start_nats, start_redis
 from tests.harness import SECRET, Cluster
@@ -46,8 +52,24 @@ async def redis(redis_service: Service) -> AsyncIterator[aioredis.Redis]:
 
 
 @pytest.fixture
+async def nc(nats_service: Service) -> AsyncIterator[NatsClient]:
+    client = await nats.connect(nats_service.url)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     """A route and two nodes on their own NATS and Redis."""
     async with Cluster(tmp_path, secret=SECRET) as c:
+        await c.start(nodes=2)
+        yield c
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def module_cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
+    """Like ``cluster``, shared by the tests of one module (on the module's loop: mark them
+    ``pytest.mark.asyncio(loop_scope="module")``); they must not break it."""
+    async with Cluster(tmp_path_factory.mktemp("cluster"), secret=SECRET) as c:
         await c.start(nodes=2)
         yield c

@@ -62,12 +62,12 @@ from cim_cli.chat.commands import (
 from cim_cli.chat.profile import CachedLogin, Profile
 from cim_client import CimApiError, Client, ConnectionState, Message, NodeAddress, retryable
 from shared.errors import CimError
+from shared.settings import DEFAULT_ROUTE_URL
 
-__all__ = ["DEFAULT_ROUTE_URL", "format_message", "run_chat"]
+__all__ = ["format_message", "run_chat"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ROUTE_URL = "http://127.0.0.1:8080"
 ONLINE_REFRESH_S = 3.0
 GROUPS_REFRESH_S = 15.0
 COMMAND_TIMEOUT_S = 30.0

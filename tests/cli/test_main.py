@@ -9,8 +9,9 @@ import pytest
 from cim_cli.main import build_parser, process_env
 from cim_cli.ops import status
 from cim_client import Client
-from tests.client.test_client import PASSWORD, cluster  # noqa: F401 - the module-scoped cluster fixture
 from tests.harness import API_KEY, Cluster
+
+PASSWORD = "password123"
 
 
 def test_process_flags_become_cim_variables() -> None:
@@ -39,7 +40,8 @@ def test_admin_settings_come_from_flags_then_environment() -> None:
 
 
 @pytest.mark.asyncio(loop_scope="module")
-async def test_status_and_push(cluster: Cluster) -> None:  # noqa: F811
+async def test_status_and_push(module_cluster: Cluster) -> None:
+    cluster = module_cluster
     async with Client(cluster.route_url, "pam", PASSWORD) as pam:
         await pam.register()
         await pam.connect()
