@@ -32,6 +32,7 @@ __all__ = [
     "redis_server_binary",
     "redis_service",
     "spawn",
+    "spawn_module",
     "start_nats",
     "start_redis",
     "wait_for_port",
@@ -191,11 +192,22 @@ def spawn(
             out.close()
 
 
+def _python_m(module: str) -> list[str]:
+    return [sys.executable, "-m", module]
+
+
+def spawn_module(
+    module: str, env: dict[str, str], log_path: Path | None, detach: bool = False
+) -> subprocess.Popen:
+    """Start ``python -m module`` with this interpreter, once (``cim_service`` for a restartable one)."""
+    return spawn(_python_m(module), log_path, detach, env)
+
+
 def cim_service(
     name: str, module: str, host: str, port: int, env: dict[str, str], log_path: Path | None, detach: bool
 ) -> Service:
     """A cim process, ``python -m module`` with this interpreter (not started yet)."""
-    return Service(name, [sys.executable, "-m", module], host, port, "", log_path, env, detach)
+    return Service(name, _python_m(module), host, port, "", log_path, env, detach)
 
 
 def nats_service(
