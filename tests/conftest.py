@@ -4,8 +4,7 @@ The one place tests get their servers from. ``nats_service`` and
 ``redis_service`` are shared by a whole session (tests isolate themselves with
 a key prefix; ``redis`` and ``nc`` are clients of them); ``cluster`` starts its
 own servers, route and nodes as subprocesses (``tests.harness.Cluster``), so a
-fault test can kill any of them; ``module_cluster`` is one such cluster for a
-whole module whose tests only use it.
+fault test can kill any of them.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from pathlib import Path
 
 import nats
 import pytest
-import pytest_asyncio
 import redis.asyncio as aioredis
 from nats.aio.client import Client as NatsClient
 
@@ -62,14 +60,5 @@ async def nc(nats_service: Service) -> AsyncIterator[NatsClient]:
 async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     """A route and two nodes on their own NATS and Redis."""
     async with Cluster(tmp_path, secret=SECRET) as c:
-        await c.start(nodes=2)
-        yield c
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def module_cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
-    """Like ``cluster``, shared by the tests of one module (on the module's loop: mark them
-    ``pytest.mark.asyncio(loop_scope="module")``); they must not break it."""
-    async with Cluster(tmp_path_factory.mktemp("cluster"), secret=SECRET) as c:
         await c.start(nodes=2)
         yield c

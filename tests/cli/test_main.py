@@ -69,9 +69,7 @@ def test_no_key_anywhere_says_what_to_do_and_exits_2(
     assert "cannot be read" in capsys.readouterr().err
 
 
-@pytest.mark.asyncio(loop_scope="module")
-async def test_status_and_push(module_cluster: Cluster) -> None:
-    cluster = module_cluster
+async def test_status_and_push(cluster: Cluster) -> None:
     async with Client(cluster.route_url, "pam", PASSWORD) as pam:
         await pam.register()
         await pam.connect()
