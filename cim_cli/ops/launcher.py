@@ -15,7 +15,6 @@ the test harness (``tests/harness.py``) builds its clusters on it.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
 import sys
@@ -40,8 +39,6 @@ from cim_cli.ops.supervisor import Supervisor
 from shared.settings import api_keys
 
 __all__ = ["LocalCluster", "run_async", "run_up"]
-
-log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
