@@ -231,7 +231,7 @@ def _none_alive(pids: set[int]):
     return check
 
 
-async def test_up_restarts_a_killed_or_drained_node(tmp_path: Path) -> None:
+async def test_up_restarts_whatever_exits_and_still_stops_everything(tmp_path: Path) -> None:
     up = Up(tmp_path / "data", _env())
     try:
         await up.start()
