@@ -4,6 +4,7 @@ against it with no key given, its children restarted when they exit, SIGINT, not
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -130,9 +131,23 @@ class Up:
             return code, await self._stderr()
 
     async def kill(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
+        """Whatever happened, leave no process: SIGTERM (cim up stops its children), then
+        SIGKILL for cim up and for whatever below it is left (its children have sessions of
+        their own, so nothing else would reach them once cim up is gone)."""
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        below = _descendants(self.proc.pid)
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(30):
+                await self.proc.wait()
+        except TimeoutError:
             self.proc.kill()
             await self.proc.wait()
+        for pid in below:
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
 
 async def _cim(*args: str) -> tuple[int, str, str]:
