@@ -64,7 +64,10 @@ def _add_admin_flags(parser: argparse.ArgumentParser) -> None:
         help="X-API-Key (CIM_API_KEY, or the first of CIM_API_KEYS; default: the key cim up keeps)",
     )
     parser.add_argument(
-        "--data", type=Path, help="data folder of the cim up whose key to use (default: cim up's default)"
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help="data folder of the cim up whose key to use (default: cim up's default)",
     )
 
 
