@@ -19,10 +19,9 @@ from pathlib import Path
 from cim_cli.chat.login import LoginDialog
 from cim_cli.chat.profile import Profile
 from cim_cli.chat.screen import ChatScreen
+from shared.settings import DEFAULT_ROUTE_URL
 
-__all__ = ["DEFAULT_ROUTE_URL", "run_chat"]
-
-DEFAULT_ROUTE_URL = "http://127.0.0.1:8080"
+__all__ = ["run_chat"]
 
 
 def run_chat(route_url: str | None, username: str | None, *, environ: Mapping[str, str] = os.environ) -> int:
