@@ -30,11 +30,12 @@ from starlette.exceptions import HTTPException
 from cim_route.api import API_ROUTERS, ROOT_ROUTERS
 from cim_route.api.schemas import ERROR_RESPONSES
 from cim_route.balancer import make_balancer
+from cim_route.batcher import Batcher
 from cim_route.context import Context
+from cim_route.guard import Guard
 from cim_route.history import History
 from cim_route.metrics import Metrics, RequestMetrics
 from cim_route.nodes import NodeView
-from cim_route.ratelimit import RateLimiter
 from cim_route.scheduler import Scheduler
 from cim_route.send import Sender
 from shared import sessions
@@ -113,7 +114,10 @@ async def _lifespan(
             }
             async with _running(tasks):
                 log.info("route ready: balancer %s, nats %s", settings.balancer, settings.nats_url)
-                yield
+                try:
+                    yield
+                finally:
+                    await context.batcher.aclose()
                 with contextlib.suppress(TimeoutError):
                     await context.history.flush(_SHUTDOWN_FLUSH_S)
         finally:
@@ -128,7 +132,9 @@ def _build_context(
     keys = Keys(settings.redis_prefix)
     scripts = Scripts.register(redis)
     history = History(redis, settings.retention_s, metrics)
-    sender = Sender(redis, scripts, keys, nats, settings, history, metrics)
+    guard = Guard(scripts, keys, settings.rate_limit, metrics)
+    batcher = Batcher(redis, scripts)
+    sender = Sender(redis, scripts, keys, nats, settings, history, metrics, guard, batcher)
 
     async def sweep(node_id: str) -> None:
         swept = await sessions.sweep_node(redis, scripts, keys, node_id)
@@ -144,7 +150,8 @@ def _build_context(
         balancer=make_balancer(settings.balancer),
         metrics=metrics,
         history=history,
-        limiter=RateLimiter(scripts, keys, settings.rate_limit, metrics),
+        guard=guard,
+        batcher=batcher,
         sender=sender,
         scheduler=Scheduler(
             redis, scripts, keys, sender, metrics, settings.scheduler_poll_ms / 1000, settings.idempotency_s
