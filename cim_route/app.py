@@ -26,6 +26,7 @@ from nats.errors import Error as NatsError
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp
 
 from cim_route.api import API_ROUTERS, ROOT_ROUTERS
 from cim_route.api.schemas import ERROR_RESPONSES
@@ -34,6 +35,7 @@ from cim_route.batcher import Batcher
 from cim_route.context import Context
 from cim_route.guard import Guard
 from cim_route.history import History
+from cim_route.lean import LeanSend
 from cim_route.metrics import Metrics, RequestMetrics
 from cim_route.nodes import NodeView
 from cim_route.scheduler import Scheduler
@@ -64,13 +66,13 @@ _HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "me
 def create_app(settings: RouteSettings, registry: NodeRegistry | None = None) -> FastAPI:
     """The route. ``registry``: a node registry to use instead of the NATS KV bucket (tests)."""
     metrics = Metrics()
-    app = FastAPI(
+    app = _RouteApp(
+        metrics,
         title="cim route",
         version=_version(),
         description="Instant messaging and push: users, messages, groups, history, push, nodes.",
         lifespan=partial(_lifespan, settings=settings, registry=registry, metrics=metrics),
     )
-    app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(HTTPException, _http_error)
@@ -81,6 +83,18 @@ def create_app(settings: RouteSettings, registry: NodeRegistry | None = None) ->
     for router in ROOT_ROUTERS:
         app.include_router(router)
     return app
+
+
+class _RouteApp(FastAPI):
+    """FastAPI with the request metrics outermost and the lean ``POST /messages`` ahead of
+    FastAPI's own middleware and routing (``cim_route.lean``)."""
+
+    def __init__(self, metrics: Metrics, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._metrics = metrics
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestMetrics(LeanSend(super().build_middleware_stack(), self), self._metrics)
 
 
 def _version() -> str:
