@@ -3,12 +3,17 @@ in tests), and the ASGI middleware that counts requests by route template and st
 
 from __future__ import annotations
 
+import os
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["Metrics", "RequestMetrics"]
+
+_MULTIPROC_VAR = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client's own variable (read by it at import), not a cim setting."""
 
 
 class Metrics:
@@ -43,7 +48,13 @@ class Metrics:
         )
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """The exposition text; in a multi-worker route (prometheus_client's multiprocess mode,
+        ``PROMETHEUS_MULTIPROC_DIR`` set by ``cim_route.workers``) the sum over every worker."""
+        if not os.environ.get(_MULTIPROC_VAR):
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry)
 
 
 class RequestMetrics:

@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 HOST = "127.0.0.1"
+ROUTE_WORKERS = 2
+"""``cim up``'s route processes: on 2 cores two workers take about 1.6 times the sends of one
+(measured with ``cim bench p2p``; see docs/BENCHMARKS.md)."""
 
 
 def default_data_dir() -> Path:
@@ -98,6 +101,8 @@ class LocalCluster:
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     extra_env: dict[str, str] = field(default_factory=dict)
     """More ``CIM_*`` settings for every child (lower-case names without the prefix)."""
+    route_workers: int = 1
+    """Route processes sharing the route's port (``CIM_ROUTE_WORKERS``)."""
     services: list[Service] = field(default_factory=list)
     route: Child | None = None
     node_procs: list[Child] = field(default_factory=list)
@@ -154,7 +159,15 @@ class LocalCluster:
             "api_keys": self.environ.get("CIM_API_KEYS") or self.api_key,
         }
         port = self.route_port or free_port(self.host)
-        self.route = self._spawn("route", "cim_route", port, route_host=self.host, route_port=port, **common)
+        self.route = self._spawn(
+            "route",
+            "cim_route",
+            port,
+            route_host=self.host,
+            route_port=port,
+            route_workers=self.route_workers,
+            **common,
+        )
         for i in range(1, self.nodes + 1):
             node_port = free_port(self.host)
             child = self._spawn(
@@ -298,12 +311,15 @@ async def _serve(cluster: LocalCluster, out: TextIO, err: TextIO) -> int:
             loop.remove_signal_handler(sig)
 
 
-def run_up(nodes: int, route_port: int, data_dir: Path | None) -> int:
+def run_up(nodes: int, route_port: int, data_dir: Path | None, route_workers: int | None = None) -> int:
     """The ``cim up`` command; returns the exit code."""
-    if nodes < 1:
-        print("cim up: --nodes must be at least 1", file=sys.stderr)
+    route_workers = ROUTE_WORKERS if route_workers is None else route_workers
+    if nodes < 1 or route_workers < 1:
+        print("cim up: --nodes and --route-workers must be at least 1", file=sys.stderr)
         return 2
-    cluster = LocalCluster(data_dir or default_data_dir(), nodes=nodes, route_port=route_port)
+    cluster = LocalCluster(
+        data_dir or default_data_dir(), nodes=nodes, route_port=route_port, route_workers=route_workers
+    )
     return run_async(_serve(cluster, sys.stdout, sys.stderr))
 
 
