@@ -202,8 +202,7 @@ class Sender:
                     )
 
     def _accepted(self, kind: MessageKind, start: float) -> None:
-        self._metrics.messages.labels(kind.value).inc()
-        self._metrics.send_seconds.labels(kind.value).observe(time.perf_counter() - start)
+        self._metrics.accepted(kind.value, time.perf_counter() - start)
 
 
 def _payloads(frames: list[dict[str, Any]], limit: int) -> list[bytes]:
