@@ -26,7 +26,7 @@ from nats.errors import Error as NatsError
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cim_route.api import API_ROUTERS, ROOT_ROUTERS
 from cim_route.api.schemas import ERROR_RESPONSES
@@ -95,6 +95,15 @@ class _RouteApp(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         return RequestMetrics(LeanSend(super().build_middleware_stack(), self), self._metrics)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The hot call skips FastAPI's per-request telemetry lookups; the stack is built by the
+        # first request (``Starlette.__call__``), which takes the ordinary way.
+        if self.middleware_stack is not None and LeanSend.handles(scope):
+            scope["app"] = self
+            await self.middleware_stack(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def _version() -> str:

@@ -43,8 +43,13 @@ class LeanSend:
         self._inner = inner
         self._app = app
 
+    @staticmethod
+    def handles(scope: Scope) -> bool:
+        """Whether the request is one this endpoint may answer."""
+        return scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "POST"
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+        if not self.handles(scope):
             await self._inner(scope, receive, send)
             return
         ctx: Context = self._app.state.context
