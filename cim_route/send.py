@@ -137,7 +137,7 @@ class Sender:
         A repeat (``idem_scope`` already used) answers with the first message's id."""
         start = time.perf_counter()
         fields = message(id=msg_id, kind=kind, sender=sender, body=body, group=group)
-        stored = await inbox.store(
+        stored = await inbox.store_many(
             self._redis,
             self._scripts,
             self._keys,

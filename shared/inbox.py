@@ -17,12 +17,26 @@ from typing import Any
 
 import msgpack
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from shared.keys import Keys
-from shared.message import frame
+from shared.message import frame, message
 from shared.scripts import Scripts, evalsha
 
-__all__ = ["BATCH", "Delivery", "Retention", "Stored", "pack", "read_after", "store"]
+__all__ = [
+    "BATCH",
+    "Batch",
+    "Delivery",
+    "Retention",
+    "Stored",
+    "msg_frame",
+    "pack",
+    "pack_message",
+    "parse_stored",
+    "read_after",
+    "store",
+    "store_many",
+]
 
 BATCH = 500
 """Recipients per ``store_batch.lua`` call: one call holds Redis for about a millisecond."""
@@ -52,8 +66,19 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    """Outcome of a store: ``ts`` and ``id`` are the new message's, or the first answer's when
-    a recipient already had it (a retry: ``repeat``); one ``Delivery`` per recipient."""
+    """Outcome of a one-recipient ``store``: ``new`` is False when an idempotency key matched
+    (then seq, ts and id are the first answer's)."""
+
+    new: bool
+    seq: int
+    ts: int
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Outcome of ``store_many``: ``ts`` and ``id`` are the new message's, or the first answer's
+    when a recipient already had it (a retry: ``repeat``); one ``Delivery`` per recipient."""
 
     ts: int
     id: str
@@ -69,7 +94,46 @@ def pack(fields: dict[str, Any]) -> bytes:
     return msgpack.packb(fields, use_bin_type=True)
 
 
+def pack_message(*, id: str, kind: str, sender: str, to: str, body: str, group: str | None = None) -> bytes:
+    """The stored form of one message with its recipient in it (``pack`` leaves ``to`` out)."""
+    return pack({**message(id=id, kind=kind, sender=sender, body=body, group=group), "to": to})
+
+
+def msg_frame(packed: bytes, seq: int, ts: int) -> dict[str, Any]:
+    """The ``msg`` frame of a ``pack_message`` form and its seq and ts."""
+    return frame(msgpack.unpackb(packed, raw=False), seq=seq, ts=ts)
+
+
 async def store(
+    pipe: Pipeline,
+    scripts: Scripts,
+    keys: Keys,
+    *,
+    user: str,
+    packed: bytes,
+    msg_id: str,
+    retention_s: int,
+    retention_count: int,
+    idem_scope: str | None = None,
+    idem_ttl_s: int = 600,
+) -> None:
+    """Queue the store of one message for ``user`` on ``pipe`` (its reply parses with
+    ``parse_stored``); queue many and execute once for one round trip. A coroutine because
+    redis-py's ``AsyncScript`` is one even on a pipeline (it only queues there)."""
+    await scripts.store_batch(
+        keys=_recipient_keys(keys, [user], idem_scope),
+        args=_args(packed, Retention(retention_s, retention_count, idem_ttl_s), idem_scope, msg_id),
+        client=pipe,
+    )
+
+
+def parse_stored(reply: list[Any]) -> Stored:
+    """Turn the reply of a ``store`` into ``Stored``."""
+    _, ts, msg_id, new, seq, _ = reply
+    return Stored(new=bool(new), seq=int(seq), ts=int(ts), id=_text(msg_id))
+
+
+async def store_many(
     redis: Redis,
     scripts: Scripts,
     keys: Keys,
@@ -79,12 +143,11 @@ async def store(
     msg_id: str,
     retention: Retention,
     idem_scope: str | None = None,
-) -> Stored:
+) -> Batch:
     """Store ``packed`` (see ``pack``) in the inbox of each of ``users``, each with its own seq:
     one ``store_batch.lua`` call per ``BATCH`` recipients, all in one round trip. With
     ``idem_scope`` a recipient that already has the message gets nothing new."""
-    args = [packed, retention.seconds * 1000, retention.count, retention.idempotency_s]
-    args += [int(idem_scope is not None), msg_id]
+    args = _args(packed, retention, idem_scope, msg_id)
     batches = [users[i : i + BATCH] for i in range(0, len(users), BATCH)]
     async with redis.pipeline(transaction=False) as pipe:
         for batch in batches:
@@ -93,8 +156,19 @@ async def store(
             )
         replies = await scripts.execute(pipe)
     stored = [_parse(batch, reply) for batch, reply in zip(batches, replies, strict=True)]
-    first = next((s for s in stored if s.repeat), stored[0]) if stored else Stored(0, msg_id, [])
-    return Stored(first.ts, first.id, [d for s in stored for d in s.deliveries])
+    first = next((s for s in stored if s.repeat), stored[0]) if stored else Batch(0, msg_id, [])
+    return Batch(first.ts, first.id, [d for s in stored for d in s.deliveries])
+
+
+def _args(packed: bytes, retention: Retention, idem_scope: str | None, msg_id: str) -> list[Any]:
+    return [
+        packed,
+        retention.seconds * 1000,
+        retention.count,
+        retention.idempotency_s,
+        int(idem_scope is not None),
+        msg_id,
+    ]
 
 
 def _recipient_keys(keys: Keys, users: Sequence[str], idem_scope: str | None) -> list[str]:
@@ -106,13 +180,13 @@ def _recipient_keys(keys: Keys, users: Sequence[str], idem_scope: str | None) ->
     return out
 
 
-def _parse(users: Sequence[str], reply: list[Any]) -> Stored:
+def _parse(users: Sequence[str], reply: list[Any]) -> Batch:
     now, ts, msg_id, *flat = reply
     deliveries = [
         Delivery(user, bool(flat[i]), int(flat[i + 1]), int(now), _node(flat[i + 2]))
         for i, user in zip(range(0, len(flat), 3), users, strict=True)
     ]
-    return Stored(int(ts), _text(msg_id), deliveries)
+    return Batch(int(ts), _text(msg_id), deliveries)
 
 
 def _text(value: bytes | str) -> str:

@@ -25,10 +25,10 @@ async def _store(
     retention: Retention = HOUR,
     idem_scope: str | None = None,
     group: str | None = None,
-) -> inbox.Stored:
+) -> inbox.Batch:
     kind = "p2p" if group is None else "group"
     fields = message(id=f"id-{body}", kind=kind, sender="bob", body=body, group=group)
-    return await inbox.store(
+    return await inbox.store_many(
         redis,
         Scripts.register(redis),
         keys,
@@ -142,3 +142,21 @@ async def test_old_entries_stored_with_their_recipient_still_read(redis: aioredi
     assert frame == {
         "t": "msg", "id": "x", "kind": "p2p", "from": "bob", "to": "alice", "body": "b", "seq": 1, "ts": 5,
     }  # fmt: skip
+
+
+async def test_one_recipient_store_on_a_callers_pipeline(redis: aioredis.Redis, prefix: str) -> None:
+    """``store`` queues on the caller's pipeline (plain ``execute``: redis-py loads the script),
+    ``parse_stored`` reads its reply, ``msg_frame`` is the frame a replay gives."""
+    keys, scripts = Keys(prefix), Scripts.register(redis)
+    packed = inbox.pack_message(id="m", kind="group", sender="bob", to="alice", body="hi", group="team")
+    async with redis.pipeline(transaction=False) as pipe:
+        for _ in range(2):
+            await inbox.store(
+                pipe, scripts, keys, user="alice", packed=packed, msg_id="m", retention_s=3600,
+                retention_count=100, idem_scope="once",
+            )  # fmt: skip
+        first, again = [inbox.parse_stored(r) for r in await pipe.execute()]
+    assert first.new and first.seq == 1 and first.id == "m"
+    assert not again.new and (again.seq, again.ts, again.id) == (1, first.ts, "m")
+    [replayed] = await inbox.read_after(redis, keys, "alice", 0)
+    assert inbox.msg_frame(packed, 1, first.ts) == replayed and replayed["group"] == "team"
