@@ -7,7 +7,8 @@ slot and one Lua script can touch them together (seq, inbox, idempotency).
 |---------------------------------------|--------|----------------------------------------------|
 | user:{u}                              | hash   | ``pw`` (scrypt hash), ``created`` (ms)       |
 | seq:{u}                               | string | last seq assigned to u (never expires)       |
-| inbox:{u}                             | stream | id ``<seq>-0``, fields ``m`` (msgpack msg)    |
+| inbox:{u}                             | stream | id ``<seq>-0``, fields ``m`` (msgpack msg    |
+|                                       |        | without seq/ts/to), ``ts`` (ms it entered)    |
 | ack:{u}                               | string | highest seq u acked (cumulative)             |
 | session:{u}                           | hash   | ``node``, ``conn``, ``since``                |
 | idem:{u}:<scope>                      | hash   | ``seq``, ``ts``, ``id``, ``status`` of the first |
