@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         log_level=settings.log_level.lower(),
         lifespan="on",
         access_log=False,
+        server_header=False,
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)

@@ -1,6 +1,7 @@
 """Conversation history: one Redis stream per conversation (``keys.dm_history`` for two
-users, ``keys.group_history`` for a group), written off the send path and read by
-``GET /history``.
+users, ``keys.group_history`` for a group), read by ``GET /history``. A p2p message's entry
+is written by its store script (``lua/send.lua``, same call, same ``ts``); group messages'
+entries are written off the send path, here.
 
 The send path only queues an entry (bounded queue, never waits); ``run`` writes
 them in pipelined batches. History is a convenience copy: the inbox is what the
@@ -106,6 +107,8 @@ class History:
             page = await self._redis.xrevrange(key, max=top, min="-", count=_PAGE)
             for _, fields in page:
                 entry = msgpack.unpackb(fields[b"m"], raw=False)
+                if b"ts" in fields:  # written by send.lua, which knows the time only there
+                    entry["ts"] = int(fields[b"ts"])
                 if before is not None and entry["ts"] >= before:
                     continue
                 if needle is not None and needle not in entry["body"].casefold():

@@ -1,8 +1,8 @@
 """The send path: store (seq + inbox, atomically) and session lookup in one Redis call, then one
 NATS publish per node that has recipients online.
 
-A p2p send is one ``send.lua`` call -- the caller's checks (``cim_route.guard``), the store
-and the recipient's session -- coalesced with the other requests of the same loop turn into
+A p2p send is one ``send.lua`` call -- the caller's checks (``cim_route.guard``), the store,
+the recipient's session and the history entry -- coalesced with the other requests of the same loop turn into
 one pipeline (``cim_route.batcher``). A stored fan-out (group, push to a list) is one
 ``store_batch.lua`` call per ``shared.inbox.BATCH`` recipients with the message packed once;
 then the frames of the recipients that are online are grouped by node and published once per
@@ -100,6 +100,7 @@ class Sender:
         fields = message(id=msg_id, kind=MessageKind.P2P, sender=sender, body=body)
         k = self._keys
         script_keys = [*self._guard.keys(revoked_key or "", sender), k.seq(to), k.inbox(to), k.session(to)]
+        script_keys.append(k.dm_history(sender, to))
         if idem_scope is not None:
             script_keys.append(k.idem(to, idem_scope))
         args = [
@@ -108,6 +109,7 @@ class Sender:
             inbox.pack(fields),
             *self._store_args,
             msg_id,
+            inbox.pack({**fields, "to": to}),  # the history entry
         ]
         reply = await self._batcher.call(*evalsha(self._scripts.send, script_keys, args))
         self._guard.check(reply, to)
@@ -117,7 +119,6 @@ class Sender:
             return Direct(stored_id.decode(), seq, ts, status.decode())
         if node:
             await self._publish({node.decode(): [frame(fields, seq=seq, ts=ts, to=to)]})
-        self._history.append(self._keys.dm_history(sender, to), {**fields, "to": to, "ts": ts})
         self._accepted(MessageKind.P2P, start)
         log.debug("p2p %s from %s to %s: seq %d", msg_id, sender, to, seq)
         return Direct(msg_id, seq, ts, status.decode())

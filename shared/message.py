@@ -6,8 +6,8 @@ inbox (``message`` without ``to``: an inbox's owner is its recipient) and a hist
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from typing import Any
 
 from shared.protocol import FrameType, MessageKind
@@ -16,7 +16,8 @@ __all__ = ["frame", "message", "new_message_id", "now_ms"]
 
 
 def new_message_id() -> str:
-    return uuid.uuid4().hex
+    """32 random hex digits (as ``uuid4().hex`` looks, at a fifth of its cost)."""
+    return os.urandom(16).hex()
 
 
 def now_ms() -> int:

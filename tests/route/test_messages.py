@@ -122,6 +122,8 @@ async def test_idempotent_retry(route: RouteUnderTest, nc) -> None:
     other = (await route.http.post("/messages", json={**msg, "client_msg_id": "m-2"}, headers=ann)).json()
     assert other["seq"] == 2
     assert len(await read_after(route.ctx.redis, route.ctx.keys, "bob", 0)) == 2
+    history = (await route.http.get("/history", params={"with": "bob"}, headers=ann)).json()["messages"]
+    assert [m["id"] for m in history] == [other["id"], first["id"]]  # the retry wrote no entry
     await next_payload(sub)
     await next_payload(sub)
     await settle(route, nc)
