@@ -47,7 +47,7 @@ HOST = "127.0.0.1"
 ROUTE_WORKERS = 2
 """``cim up``'s route processes. Measured on 2 cores (64 keep-alive senders, alternating runs):
 two workers took 1.3-1.5 times the sends/s of one in 3 of 4 pairs, at about the same CPU
-per send, and one core is left to the route when the rest of the cluster is idle."""
+per send: one worker tops out at one core, two use whatever the rest of the cluster leaves."""
 
 
 def default_data_dir() -> Path:
