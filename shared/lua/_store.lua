@@ -4,16 +4,23 @@
 -- node ('' when the recipient has no session) and status ('delivered' or 'stored'; for a
 -- repeat, the first answer's).
 --
--- Age trim: entry ids are '<seq>-0', so the age of the head is in its 'ts' field. Only the
--- head entry is read on a store; a page of the head is read (and trimmed) only when the head is
--- older than the retention, so each old entry is looked at about once, not on every store.
+-- Age trim: entry ids are '<seq>-0', so the age of the head is in its 'ts' field. The head
+-- entry is read on every TRIM_EVERY-th store of a recipient only, and a page of the head is
+-- read (and trimmed) only when the head is older than the retention: each old entry is looked
+-- at about once, and an old entry outlives the retention by at most TRIM_EVERY - 1 stores
+-- (the inbox as a whole still expires CIM_RETENTION_S after its last store).
+local TRIM_EVERY = 16
 local function trim_age(inbox_key, cutoff, seq)
+  if seq % TRIM_EVERY ~= 0 then return end
   local head = redis.call('XRANGE', inbox_key, '-', '+', 'COUNT', 1)
   if #head == 0 or tonumber(head[1][2][4]) >= cutoff then return end
   local page = redis.call('XRANGE', inbox_key, '-', '+', 'COUNT', 100)
-  local keep = seq .. '-0'
+  local keep = nil
   for _, entry in ipairs(page) do
     if tonumber(entry[2][4]) >= cutoff then keep = entry[1]; break end
+  end
+  if keep == nil then  -- the whole page is old: drop it; the rest goes at the next checks
+    keep = (tonumber(string.match(page[#page][1], '^%d+')) + 1) .. '-0'
   end
   redis.call('XTRIM', inbox_key, 'MINID', keep)
 end

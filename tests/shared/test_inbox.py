@@ -122,15 +122,20 @@ async def _add_old(redis: aioredis.Redis, keys: Keys, user: str, count: int, ts:
 async def test_age_retention_drops_old_entries_and_keeps_recent_ones(
     redis: aioredis.Redis, prefix: str
 ) -> None:
+    """Every 16th store of a recipient checks the inbox head's age and drops up to a page of
+    entries older than the retention; entries within it are never dropped."""
     keys = Keys(prefix)
-    day_ago = int((await redis.time())[0]) * 1000 - 86_400_000
-    await _add_old(redis, keys, "alice", 150, day_ago)  # more than one trim page
-    await _store(redis, keys, ["alice"], "recent")  # trims a page of the old head
-    await _store(redis, keys, ["alice"], "newer")  # and the rest
-    frames = await inbox.read_after(redis, keys, "alice", 0)
-    assert [(f["seq"], f["body"]) for f in frames] == [(151, "recent"), (152, "newer")]
-    await _store(redis, keys, ["alice"], "third")  # a young head: nothing trimmed
-    assert await _seqs(redis, keys, "alice") == [151, 152, 153]
+    now = int((await redis.time())[0]) * 1000
+    await _add_old(redis, keys, "alice", 230, now - 86_400_000)  # seq 1-230: older than an hour
+    await _add_old(redis, keys, "alice", 5, now)  # seq 231-235: recent
+    for i in range(236, 272):
+        await _store(redis, keys, ["alice"], f"m{i}")
+        seqs = await _seqs(redis, keys, "alice")
+        assert seqs[-(i - 230) :] == list(range(231, i + 1))  # the recent ones are all there
+        # 240: 1-100 dropped, 256: 101-200; a page at a time
+        assert seqs[0] == (1 if i < 240 else 101 if i < 256 else 201)
+    await _store(redis, keys, ["alice"], "m272")  # the rest of the old ones
+    assert await _seqs(redis, keys, "alice") == list(range(231, 273))
 
 
 async def test_old_entries_stored_with_their_recipient_still_read(redis: aioredis.Redis, prefix: str) -> None:
