@@ -70,6 +70,10 @@ class SendingCaller:
     token: Token
     revoked_key: str
 
+    @classmethod
+    def of(cls, ctx: Context, token: Token) -> SendingCaller:
+        return cls(token, ctx.keys.revoked(token.jti))
+
     @property
     def username(self) -> str:
         return self.token.username
@@ -78,8 +82,7 @@ class SendingCaller:
 async def _sending(
     ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
 ) -> SendingCaller:
-    token = _verified(ctx, credentials)
-    return SendingCaller(token, ctx.keys.revoked(token.jti))
+    return SendingCaller.of(ctx, _verified(ctx, credentials))
 
 
 def _valid_api_key(ctx: Context, key: str | None) -> bool:

@@ -18,7 +18,8 @@ MAX_BATCH = 256
 
 
 class Batcher:
-    """Queues commands, sends them once per loop turn; owns the tasks that do it."""
+    """Queues commands, sends them once per loop turn; owns the tasks that do it. The queue
+    holds one command per request in flight (each caller awaits its reply), no more."""
 
     def __init__(self, redis: Redis, scripts: Scripts, max_batch: int = MAX_BATCH) -> None:
         self._redis = redis

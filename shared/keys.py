@@ -19,7 +19,8 @@ slot and one Lua script can touch them together (seq, inbox, idempotency).
 | groups:{u}                            | set    | names of u's groups                          |
 | group:{g}                             | hash   | ``creator``, ``created``                     |
 | members:{g}                           | set    | usernames                                    |
-| history:{a|b} / history:{#g}          | stream | auto ids, fields ``m`` (msgpack msg)          |
+| history:{a|b} / history:{#g}          | stream | auto ids, fields ``m`` (msgpack msg), and     |
+|                                       |        | ``ts`` for p2p ones (written by send.lua)     |
 | node-sessions:<node>                  | set    | usernames with a session on that node        |
 | online                                | zset   | all online usernames, score 0 (lex queries)  |
 | users                                 | zset   | all registered usernames, score 0            |
