@@ -26,15 +26,18 @@ from nats.errors import Error as NatsError
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cim_route.api import API_ROUTERS, ROOT_ROUTERS
 from cim_route.api.schemas import ERROR_RESPONSES
 from cim_route.balancer import make_balancer
+from cim_route.batcher import Batcher
 from cim_route.context import Context
+from cim_route.guard import Guard
 from cim_route.history import History
+from cim_route.lean import LeanSend
 from cim_route.metrics import Metrics, RequestMetrics
 from cim_route.nodes import NodeView
-from cim_route.ratelimit import RateLimiter
 from cim_route.scheduler import Scheduler
 from cim_route.send import Sender
 from shared import sessions
@@ -63,13 +66,13 @@ _HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "me
 def create_app(settings: RouteSettings, registry: NodeRegistry | None = None) -> FastAPI:
     """The route. ``registry``: a node registry to use instead of the NATS KV bucket (tests)."""
     metrics = Metrics()
-    app = FastAPI(
+    app = _RouteApp(
+        metrics,
         title="cim route",
         version=_version(),
         description="Instant messaging and push: users, messages, groups, history, push, nodes.",
         lifespan=partial(_lifespan, settings=settings, registry=registry, metrics=metrics),
     )
-    app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(HTTPException, _http_error)
@@ -80,6 +83,27 @@ def create_app(settings: RouteSettings, registry: NodeRegistry | None = None) ->
     for router in ROOT_ROUTERS:
         app.include_router(router)
     return app
+
+
+class _RouteApp(FastAPI):
+    """FastAPI with the request metrics outermost and the lean ``POST /messages`` ahead of
+    FastAPI's own middleware and routing (``cim_route.lean``)."""
+
+    def __init__(self, metrics: Metrics, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._metrics = metrics
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestMetrics(LeanSend(super().build_middleware_stack(), self), self._metrics)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The hot call skips FastAPI's per-request telemetry lookups; the stack is built by the
+        # first request (``Starlette.__call__``), which takes the ordinary way.
+        if self.middleware_stack is not None and LeanSend.handles(scope):
+            scope["app"] = self
+            await self.middleware_stack(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def _version() -> str:
@@ -113,7 +137,10 @@ async def _lifespan(
             }
             async with _running(tasks):
                 log.info("route ready: balancer %s, nats %s", settings.balancer, settings.nats_url)
-                yield
+                try:
+                    yield
+                finally:
+                    await context.batcher.aclose()
                 with contextlib.suppress(TimeoutError):
                     await context.history.flush(_SHUTDOWN_FLUSH_S)
         finally:
@@ -128,7 +155,9 @@ def _build_context(
     keys = Keys(settings.redis_prefix)
     scripts = Scripts.register(redis)
     history = History(redis, settings.retention_s, metrics)
-    sender = Sender(redis, scripts, keys, nats, settings, history, metrics)
+    guard = Guard(scripts, keys, settings.rate_limit, metrics)
+    batcher = Batcher(redis, scripts)
+    sender = Sender(redis, scripts, keys, nats, settings, history, metrics, guard, batcher)
 
     async def sweep(node_id: str) -> None:
         swept = await sessions.sweep_node(redis, scripts, keys, node_id)
@@ -144,7 +173,8 @@ def _build_context(
         balancer=make_balancer(settings.balancer),
         metrics=metrics,
         history=history,
-        limiter=RateLimiter(scripts, keys, settings.rate_limit, metrics),
+        guard=guard,
+        batcher=batcher,
         sender=sender,
         scheduler=Scheduler(
             redis, scripts, keys, sender, metrics, settings.scheduler_poll_ms / 1000, settings.idempotency_s

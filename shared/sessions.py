@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from shared.keys import Keys
 from shared.scripts import Scripts
@@ -20,9 +19,6 @@ from shared.scripts import Scripts
 __all__ = [
     "Session",
     "claim",
-    "lookup_many",
-    "node_of",
-    "queue_node",
     "release",
     "restore_missing",
     "sweep_node",
@@ -37,17 +33,6 @@ class Session:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def queue_node(pipe: Pipeline, keys: Keys, user: str) -> None:
-    """Queue the lookup of ``user``'s node on ``pipe`` (to share a caller's round trip);
-    ``node_of`` reads its reply."""
-    pipe.hmget(keys.session(user), "node")
-
-
-def node_of(reply: list[bytes | str | None]) -> str | None:
-    """The node id from the reply of ``queue_node``, or None when the user is offline."""
-    return None if reply[0] is None else _text(reply[0])
 
 
 async def claim(
@@ -70,19 +55,6 @@ async def release(redis: Redis, scripts: Scripts, keys: Keys, user: str, node: s
         client=redis,
     )
     return bool(removed)
-
-
-async def lookup_many(redis: Redis, keys: Keys, users: list[str]) -> dict[str, Session]:
-    """Sessions of the online ones among ``users``, in one pipelined round trip."""
-    async with redis.pipeline(transaction=False) as pipe:
-        for user in users:
-            pipe.hmget(keys.session(user), "node", "conn")
-        replies = await pipe.execute()
-    return {
-        user: Session(_text(node), _text(conn))
-        for user, (node, conn) in zip(users, replies, strict=True)
-        if node is not None
-    }
 
 
 async def sweep_node(redis: Redis, scripts: Scripts, keys: Keys, node: str) -> int:
