@@ -17,6 +17,7 @@ import logging
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from cim_node.batch import REDIS_TIMEOUT_S
 from cim_node.metrics import NodeMetrics
 from shared.keys import Keys
 from shared.scripts import Scripts
@@ -71,7 +72,7 @@ class AckCursors:
             return
         batch, self._dirty = self._dirty, {}
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
+            async with asyncio.timeout(REDIS_TIMEOUT_S), self._redis.pipeline(transaction=False) as pipe:
                 for user, seq in batch.items():
                     await self._scripts.max_set(
                         keys=[self._keys.ack(user)], args=[seq, self._retention_ms], client=pipe

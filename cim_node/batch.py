@@ -5,6 +5,9 @@ round trip and a pooled connection per call, and redis-py refuses calls past
 its pool size instead of queueing them. ``call`` queues its commands with the
 others of this loop turn; at most ``max_inflight`` pipelines run at once, and
 calls made meanwhile wait for the next one, so batches grow with the load.
+
+The node's Redis client has no per-reply socket timeout (redis-py would arm a
+timer for every reply of a pipeline); a whole pipeline gets ``REDIS_TIMEOUT_S``.
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ from redis.asyncio.client import Pipeline
 
 from shared.scripts import Scripts
 
-__all__ = ["Queue", "RedisBatch"]
+__all__ = ["REDIS_TIMEOUT_S", "Queue", "RedisBatch"]
 
 log = logging.getLogger(__name__)
+
+REDIS_TIMEOUT_S = 5.0
+"""Longest a pipeline of the node may take (then its callers get ``TimeoutError``)."""
 
 Queue = Callable[[Pipeline], Awaitable[None]]
 """Queues one caller's commands on the shared pipeline; the caller gets their replies."""
@@ -90,7 +96,7 @@ class RedisBatch:
 
     async def _execute(self, queues: list[Queue]) -> tuple[list[Any], list[tuple[int, int]]]:
         spans = []
-        async with self._redis.pipeline(transaction=False) as pipe:
+        async with asyncio.timeout(REDIS_TIMEOUT_S), self._redis.pipeline(transaction=False) as pipe:
             for queue in queues:
                 start = len(pipe.command_stack)
                 await queue(pipe)

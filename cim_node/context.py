@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cim_node.acks import AckCursors
-from cim_node.hub import Hub, Member
+from cim_node.hub import Hub
 from cim_node.metrics import NodeMetrics
 from cim_node.store import SessionStore
 from cim_node.sweeper import Sweeper
@@ -51,8 +51,9 @@ class NodeContext:
     """Whether logins get ``kick{drain}`` (the node is draining or stopping)."""
     stopping: Callable[[], bool]
     """Whether the node is stopping (it sweeps all its sessions itself)."""
-    connections: set[Member] = field(default_factory=set)
-    """Every open connection, logged in or not."""
+    connections: set[Any] = field(default_factory=set)
+    """Every open connection, logged in or not (the server's set of ``Connection``; named
+    loosely here, as this module cannot import the connection's)."""
     next_conn_id: Callable[[], str] = field(default_factory=_conn_ids)
 
     @property

@@ -35,10 +35,11 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from cim_node.acks import AckCursors
-from cim_node.connection import Connection
+from cim_node.batch import REDIS_TIMEOUT_S
+from cim_node.connection import Connection, Phase
 from cim_node.context import NodeContext
 from cim_node.delivery import Delivery
-from cim_node.hub import Hub, Member
+from cim_node.hub import Hub
 from cim_node.metrics import NodeMetrics
 from cim_node.store import SessionStore
 from cim_node.sweeper import Sweeper, tick_for
@@ -54,8 +55,6 @@ __all__ = ["NodeServer", "ServerState"]
 
 log = logging.getLogger(__name__)
 
-INBOX_READS = 64
-"""Inbox reads in flight at once (a NATS reconnect re-syncs every connection)."""
 _DRAIN_TICK_S = 0.05
 
 
@@ -78,7 +77,7 @@ class NodeServer:
         self.metrics = NodeMetrics()
         self.hub = Hub()
         self.delivery = Delivery(self.id, self.hub, on_drain=lambda: self.spawn(self.drain()))
-        self.connections: set[Member] = set()
+        self.connections: set[Connection] = set()
         self.state = ServerState.NEW
         self.finished = asyncio.Event()
         """Set when a drain has emptied the node (and it withdrew): time to stop."""
@@ -137,7 +136,8 @@ class NodeServer:
             raise RuntimeError(f"node {self.id} cannot start from {self.state}")
         self.state = ServerState.STARTING
         s = self.settings
-        self.redis = Redis.from_url(s.redis_url)
+        # No per-reply timeout (a timer per reply of every pipeline); each pipeline has one.
+        self.redis = Redis.from_url(s.redis_url, socket_timeout=None, socket_connect_timeout=REDIS_TIMEOUT_S)
         self.scripts = Scripts.register(self.redis)
         self.acks = AckCursors(
             self.redis,
@@ -147,8 +147,9 @@ class NodeServer:
             interval_s=s.ack_flush_ms / 1000,
             metrics=self.metrics,
         )
-        self.store = SessionStore(self.redis, self.scripts, self.keys, self.id, inbox_reads=INBOX_READS)
-        swept = await sessions.sweep_node(self.redis, self.scripts, self.keys, self.id)
+        self.store = SessionStore(self.redis, self.scripts, self.keys, self.id)
+        async with asyncio.timeout(REDIS_TIMEOUT_S):
+            swept = await sessions.sweep_node(self.redis, self.scripts, self.keys, self.id)
         if swept:
             log.info("node=%s swept %d sessions of a previous run", self.id, swept)
         self.nc = await nats.connect(
@@ -236,9 +237,13 @@ class NodeServer:
 
     async def _restore_sessions(self) -> None:
         """Undo a route's sweep of this node's sessions (it looked dead while NATS was away)."""
-        live = {conn.user: conn.conn_id for conn in self.hub}
+        # Only sessions already claimed: a login in flight claims its own a moment later.
+        live = {
+            c.user: c.conn_id for c in self.connections if c.phase is Phase.LIVE and self.hub.get(c.user) is c
+        }
         try:
-            taken = await sessions.restore_missing(self.redis, self.scripts, self.keys, self.id, live)
+            async with asyncio.timeout(REDIS_TIMEOUT_S):
+                taken = await sessions.restore_missing(self.redis, self.scripts, self.keys, self.id, live)
         except (RedisError, OSError) as exc:
             self.metrics.redis_errors.inc()
             log.warning("node=%s session restore failed: %s", self.id, exc)

@@ -1,13 +1,12 @@
 """What a connection asks of Redis: the login check, its session, its inbox.
 
 Logins, claims and releases of one loop turn share one pipeline (``RedisBatch``),
-so a burst of logins costs a few round trips, not three per login; inbox reads
-are bounded by ``inbox_reads`` at once (a NATS reconnect re-syncs everyone).
+and so do inbox reads, so a burst of logins costs a few round trips, not four
+per login.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from redis.asyncio import Redis
@@ -27,13 +26,12 @@ LoginState = tuple[bool, int]
 class SessionStore:
     """One node's Redis work for its connections."""
 
-    def __init__(self, redis: Redis, scripts: Scripts, keys: Keys, node_id: str, *, inbox_reads: int) -> None:
-        self._redis = redis
+    def __init__(self, redis: Redis, scripts: Scripts, keys: Keys, node_id: str) -> None:
         self._scripts = scripts
         self._keys = keys
         self._node = node_id
         self._batch = RedisBatch(redis, scripts)
-        self._reads = asyncio.Semaphore(inbox_reads)
+        self._streams = _BatchedStreams(self._batch)
 
     async def login_state(self, user: str, jti: str) -> LoginState:
         """Whether the token ``jti`` is revoked, and where ``user``'s ack cursor is."""
@@ -65,8 +63,24 @@ class SessionStore:
 
     async def read_after(self, user: str, after_seq: int, count: int) -> list[dict[str, Any]]:
         """Up to ``count`` stored ``msg`` frames of ``user`` after ``after_seq``."""
-        async with self._reads:
-            return await inbox.read_after(self._redis, self._keys, user, after_seq, count)
+        return await inbox.read_after(self._streams, self._keys, user, after_seq, count)  # type: ignore[arg-type]
 
     async def close(self) -> None:
         await self._batch.close()
+
+
+class _BatchedStreams:
+    """The one Redis call ``inbox.read_after`` makes (``xrange``), sent in the shared pipeline:
+    the inbox module keeps its one way of reading and parsing entries."""
+
+    __slots__ = ("_batch",)
+
+    def __init__(self, batch: RedisBatch) -> None:
+        self._batch = batch
+
+    async def xrange(self, name: str, min: str, max: str, count: int) -> list[Any]:  # noqa: A002 - redis-py's names
+        async def queue(pipe: Pipeline) -> None:
+            pipe.xrange(name, min=min, max=max, count=count)
+
+        (entries,) = await self._batch.call(queue)
+        return entries
