@@ -100,7 +100,7 @@ def unpack(data: bytes) -> dict[str, Any]:
 def deliveries(payload: dict[str, Any]) -> list[Item]:
     """The items of an unpacked ``msgs`` payload; ``ValueError`` if one is malformed."""
     try:
-        return [Item(*item) for item in payload["d"]]
+        return list(map(Item._make, payload["d"]))
     except (KeyError, TypeError) as exc:
         raise ValueError("malformed msgs payload") from exc
 
