@@ -79,6 +79,9 @@ class RedisBatch:
             self._schedule()
 
     async def _run(self, batch: list[_Request]) -> None:
+        batch = [(queue, fut) for queue, fut in batch if not fut.done()]  # callers gone meanwhile
+        if not batch:
+            return
         try:
             replies, spans = await self._execute([queue for queue, _ in batch])
         except asyncio.CancelledError:
