@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import resource
 import signal
 import sys
 from collections.abc import Callable
 
 from cim_node.server import NodeServer
 from shared.errors import SettingsError
+from shared.limits import raise_open_files
 from shared.settings import NodeSettings
 from shared.tasks import first_done
 
@@ -71,19 +71,6 @@ async def _run(settings: NodeSettings) -> int:
         await server.stop(timeout=10.0)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-
-
-def raise_open_files() -> int:
-    """Raise this process's open-files limit to its hard limit (one descriptor per client;
-    the children ``cim up`` starts inherit it); return the limit now in force."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError) as exc:  # an infinite hard limit some kernels refuse
-            log.warning("open files limit stays at %d: %s", soft, exc)
-            return soft
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from cim_cli.ops.services import (
     start_redis,
     wait_for_port,
 )
+from shared.limits import raise_open_files
 
 __all__ = ["Child", "LocalCluster", "default_data_dir", "run_async", "run_up"]
 
@@ -303,6 +304,7 @@ def run_up(nodes: int, route_port: int, data_dir: Path | None) -> int:
     if nodes < 1:
         print("cim up: --nodes must be at least 1", file=sys.stderr)
         return 2
+    raise_open_files()  # the route, nodes, NATS and Redis inherit it
     cluster = LocalCluster(data_dir or default_data_dir(), nodes=nodes, route_port=route_port)
     return run_async(_serve(cluster, sys.stdout, sys.stderr))
 
