@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse
 from nats.aio.client import Client as Nats
 from nats.errors import Error as NatsError
 from redis import exceptions as redis_errors
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -51,6 +51,9 @@ from shared.settings import RouteSettings
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
+
+REDIS_POOL = 64
+"""Redis connections of one route process; more concurrent calls wait for one."""
 
 _SHUTDOWN_FLUSH_S = 2.0
 _CANCEL_RETRY_S = 0.5
@@ -120,7 +123,16 @@ def _version() -> str:
 async def _lifespan(
     app: FastAPI, *, settings: RouteSettings, registry: NodeRegistry | None, metrics: Metrics
 ) -> AsyncIterator[None]:
-    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2.0, socket_timeout=5.0)
+    # redis-py refuses a call past its pool size (100) instead of waiting: a login storm got
+    # 503s. A blocking pool makes the excess wait (up to 5 s) for a free connection.
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=REDIS_POOL,
+        timeout=5.0,
+        socket_connect_timeout=2.0,
+        socket_timeout=5.0,
+    )
+    redis = Redis.from_pool(pool)
     try:
         nats = await _connect_nats(settings, metrics)
         try:

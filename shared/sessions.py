@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from shared.keys import Keys
 from shared.scripts import Scripts
@@ -19,6 +20,9 @@ from shared.scripts import Scripts
 __all__ = [
     "Session",
     "claim",
+    "claimed",
+    "queue_claim",
+    "queue_release",
     "release",
     "restore_missing",
     "sweep_node",
@@ -35,25 +39,45 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _session_keys(keys: Keys, user: str, node: str) -> list[str]:
+    return [keys.session(user), keys.node_sessions(node), keys.online]
+
+
+async def queue_claim(pipe: Pipeline, scripts: Scripts, keys: Keys, user: str, node: str, conn: str) -> None:
+    """Queue ``claim`` on ``pipe`` (to share a round trip with other calls); ``claimed`` reads
+    its reply. A coroutine: redis-py's script call is one even when it only queues."""
+    await scripts.session_claim(
+        keys=_session_keys(keys, user, node), args=[node, conn, int(time.time() * 1000), user], client=pipe
+    )
+
+
+def claimed(reply: list[bytes | str]) -> Session | None:
+    """The session a claim replaced (from the reply of ``queue_claim``), or None."""
+    return Session(_text(reply[0]), _text(reply[1])) if reply else None
+
+
 async def claim(
     redis: Redis, scripts: Scripts, keys: Keys, user: str, node: str, conn: str
 ) -> Session | None:
     """Make ``conn`` on ``node`` the session of ``user``; return the session it replaced."""
-    old = await scripts.session_claim(
-        keys=[keys.session(user), keys.node_sessions(node), keys.online],
-        args=[node, conn, int(time.time() * 1000), user],
-        client=redis,
-    )
-    return Session(_text(old[0]), _text(old[1])) if old else None
+    async with redis.pipeline(transaction=False) as pipe:
+        await queue_claim(pipe, scripts, keys, user, node, conn)
+        (reply,) = await scripts.execute(pipe)
+    return claimed(reply)
+
+
+async def queue_release(
+    pipe: Pipeline, scripts: Scripts, keys: Keys, user: str, node: str, conn: str = "*"
+) -> None:
+    """Queue ``release`` on ``pipe``; its reply is truthy when the session was removed."""
+    await scripts.session_release(keys=_session_keys(keys, user, node), args=[node, conn, user], client=pipe)
 
 
 async def release(redis: Redis, scripts: Scripts, keys: Keys, user: str, node: str, conn: str = "*") -> bool:
     """Remove the session of ``user`` if it is still ``conn`` (``*``: any connection on ``node``)."""
-    removed = await scripts.session_release(
-        keys=[keys.session(user), keys.node_sessions(node), keys.online],
-        args=[node, conn, user],
-        client=redis,
-    )
+    async with redis.pipeline(transaction=False) as pipe:
+        await queue_release(pipe, scripts, keys, user, node, conn)
+        (removed,) = await scripts.execute(pipe)
     return bool(removed)
 
 
@@ -64,11 +88,7 @@ async def sweep_node(redis: Redis, scripts: Scripts, keys: Keys, node: str) -> i
         return 0
     async with redis.pipeline(transaction=False) as pipe:
         for user in users:
-            await scripts.session_release(
-                keys=[keys.session(user), keys.node_sessions(node), keys.online],
-                args=[node, "*", user],
-                client=pipe,
-            )
+            await queue_release(pipe, scripts, keys, user, node)
         pipe.delete(keys.node_sessions(node))
         replies = await scripts.execute(pipe)
     return sum(1 for r in replies[:-1] if r)
@@ -89,7 +109,7 @@ async def restore_missing(
     async with redis.pipeline(transaction=False) as pipe:
         for user, conn in live.items():
             await scripts.session_restore(
-                keys=[keys.session(user), keys.node_sessions(node), keys.online],
+                keys=_session_keys(keys, user, node),
                 args=[node, conn, now, user],
                 client=pipe,
             )

@@ -36,6 +36,7 @@ from cim_cli.ops.services import (
     redis_service,
 )
 from cim_cli.ops.supervisor import Supervisor
+from shared.limits import raise_open_files
 from shared.settings import api_keys
 
 __all__ = ["LocalCluster", "run_async", "run_up"]
@@ -300,6 +301,7 @@ def run_up(nodes: int, route_port: int, data_dir: Path | None, route_workers: in
     if nodes < 1 or route_workers < 1:
         print("cim up: --nodes and --route-workers must be at least 1", file=sys.stderr)
         return 2
+    raise_open_files()  # the route, nodes, NATS and Redis inherit it
     cluster = LocalCluster(
         data_dir or default_data_dir(), nodes=nodes, route_port=route_port, route_workers=route_workers
     )
