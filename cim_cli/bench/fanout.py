@@ -22,13 +22,11 @@ from cim_cli.bench.cpu import CpuWindow
 from cim_cli.bench.p2p import latency_figures
 from cim_cli.bench.rawhttp import HttpConnection, HttpError
 from cim_cli.bench.receipts import Receipts, stamp
-from cim_cli.bench.receiver import ReceiverPool, connect_all
+from cim_cli.bench.receiver import LOGIN_PARALLEL, ReceiverPool, connect_all
 from cim_cli.bench.report import Report, Run
 from cim_cli.bench.target import API, CimTarget, User
 
 __all__ = ["run"]
-
-LOGIN_PARALLEL = 64
 
 
 async def _group(target: CimTarget, owner: User, members: list[User]) -> str:

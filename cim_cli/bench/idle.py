@@ -18,13 +18,12 @@ import uuid
 
 from cim_cli.bench.cpu import CpuWindow, rss_kib
 from cim_cli.bench.receipts import Receipts
-from cim_cli.bench.receiver import ReceiverPool, connect_all
+from cim_cli.bench.receiver import LOGIN_PARALLEL, ReceiverPool, connect_all
 from cim_cli.bench.report import Report, Run
 from cim_cli.bench.target import CimTarget
 
 __all__ = ["run"]
 
-LOGIN_PARALLEL = 200
 _SETTLE_READS = 3
 _SETTLE_S = 0.2
 

@@ -24,13 +24,12 @@ from typing import Protocol
 from cim_cli.bench.cpu import CpuWindow
 from cim_cli.bench.rawhttp import HttpConnection, HttpError
 from cim_cli.bench.receipts import Receipts, percentile, stamp
-from cim_cli.bench.receiver import ReceiverPool, connect_all
+from cim_cli.bench.receiver import LOGIN_PARALLEL, ReceiverPool, connect_all
 from cim_cli.bench.report import Run
 from cim_cli.bench.target import User
 
 __all__ = ["P2P", "Target", "connected", "latency_figures"]
 
-LOGIN_PARALLEL = 64
 _ERROR_PAUSE_S = 0.05
 
 

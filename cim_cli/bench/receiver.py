@@ -18,11 +18,14 @@ from typing import Any
 from cim_cli.bench.receipts import Receipts
 from shared.protocol import FrameDecoder, FrameType, encode
 
-__all__ = ["FrameReceiver", "ReceiverPool", "connect_all", "open_receiver"]
+__all__ = ["LOGIN_PARALLEL", "FrameReceiver", "ReceiverPool", "connect_all", "open_receiver"]
 
 ACK_EVERY_S = 0.2
 PING_EVERY_S = 10.0
 LOGIN_TIMEOUT_S = 30.0
+LOGIN_PARALLEL = 64
+"""Logins in flight while connecting receivers: a node's Redis pool (redis-py's default of 100
+connections, which raises rather than waits) refuses logins past about 100 at once."""
 _MAX_FRAME = 1 << 20
 _PING = encode({"t": FrameType.PING.value})
 

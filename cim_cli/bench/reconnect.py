@@ -24,13 +24,12 @@ import uuid
 from cim_cli.bench.cpu import CpuWindow
 from cim_cli.bench.rawhttp import HttpConnection, HttpError, HttpPool
 from cim_cli.bench.receipts import Receipts, percentile, stamp
-from cim_cli.bench.receiver import FrameReceiver, ReceiverPool, connect_all, open_receiver
+from cim_cli.bench.receiver import LOGIN_PARALLEL, FrameReceiver, ReceiverPool, connect_all, open_receiver
 from cim_cli.bench.report import Report, Run
 from cim_cli.bench.target import API, CimTarget, User
 
 __all__ = ["run"]
 
-LOGIN_PARALLEL = 200
 SEND_PARALLEL = 64
 CONNECT_PARALLEL = 64
 BACKOFF_BASE_S = 0.25
