@@ -23,6 +23,7 @@ def add_bench_arguments(bench: argparse.ArgumentParser) -> None:
         parser.add_argument("--receivers", type=int, default=1000, help="connected users (default 1000)")
         parser.add_argument("--baseline", action="store_true", help="also the bare and ideal baselines")
     p2p.add_argument("--concurrency", type=int, default=64, help="concurrent senders (default 64)")
+    p2p.add_argument("--procs", type=int, default=1, help="generator processes (default 1)")
     p2p.add_argument("--duration", type=float, default=10.0, help="seconds of load (default 10)")
     sweep.add_argument("--levels", default="1,4,16,64,256", help="concurrency levels (default 1,4,16,64,256)")
     sweep.add_argument("--point-duration", type=float, default=3.0, help="seconds per level (default 3)")

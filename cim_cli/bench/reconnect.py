@@ -82,6 +82,7 @@ async def _send_each(target: CimTarget, sender: User, users: list[User], tag: st
     """One message to each user, ``SEND_PARALLEL`` at a time; the keys answered 202."""
     accepted: set[str] = set()
     queue = list(enumerate(users))
+    plan = target.plan
 
     async def worker() -> None:
         conn = HttpConnection(*target.http)
@@ -90,7 +91,7 @@ async def _send_each(target: CimTarget, sender: User, users: list[User], tag: st
                 i, user = queue.pop()
                 key = f"{tag}-{i}"
                 with contextlib.suppress(HttpError):
-                    status, _ = await conn.send(target.send_request(conn, sender, user.name, stamp(key)))
+                    status, _ = await conn.send(plan.request(conn, sender, user.name, stamp(key)))
                     if status == 202:
                         accepted.add(key)
         finally:

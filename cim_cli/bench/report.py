@@ -29,13 +29,14 @@ class Run:
     figures: dict[str, float | int] = field(default_factory=dict)
     cpu_s: dict[str, float] = field(default_factory=dict)
     cpu_us: dict[str, float] = field(default_factory=dict)
-    """CPU microseconds per ``unit``, per process, plus ``cluster`` (all but the generator)."""
+    """CPU microseconds per ``unit``, per process, plus ``cluster`` (all but the generator's:
+    ``generator`` and, with ``--procs``, ``generator-1``...)."""
     notes: dict[str, Any] = field(default_factory=dict)
 
     def set_cpu(self, used_s: dict[str, float], units: int) -> None:
         self.cpu_s = {k: round(v, 3) for k, v in used_s.items()}
         per = {k: (v * 1e6 / units if units > 0 else 0.0) for k, v in used_s.items()}
-        per["cluster"] = sum(v for k, v in per.items() if k != GENERATOR)
+        per["cluster"] = sum(v for k, v in per.items() if not k.startswith(GENERATOR))
         self.cpu_us = {k: round(v, 1) for k, v in per.items()}
 
 

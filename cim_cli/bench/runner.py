@@ -21,6 +21,7 @@ from cim_cli.bench.p2p import Target, connected
 from cim_cli.bench.rawhttp import HttpError
 from cim_cli.bench.report import Report, write_json
 from cim_cli.bench.target import BASELINES, Baseline, CimTarget
+from cim_cli.bench.workers import measure_procs
 from cim_cli.ops.launcher import run_async
 
 __all__ = ["run_bench"]
@@ -39,12 +40,25 @@ def _targets(args: argparse.Namespace) -> list[Target]:
 
 async def _p2p(args: argparse.Namespace) -> list[Report]:
     report = Report(
-        "p2p", {"receivers": args.receivers, "concurrency": args.concurrency, "duration s": args.duration}
+        "p2p",
+        {
+            "receivers": args.receivers,
+            "concurrency": args.concurrency,
+            "duration s": args.duration,
+            "procs": args.procs,
+        },
     )
     for target in _targets(args):
-        async with target, connected(target, args.receivers) as bench:
-            _progress(f"{target.name}: {args.receivers} receivers connected, sending")
-            report.runs.append(await bench.measure(args.concurrency, args.duration, args.grace))
+        async with target:
+            _progress(f"{target.name}: {args.receivers} receivers")
+            if args.procs > 1:
+                run = await measure_procs(
+                    target, args.receivers, args.procs, args.concurrency, args.duration, args.grace
+                )
+            else:
+                async with connected(target, args.receivers) as bench:
+                    run = await bench.measure(args.concurrency, args.duration, args.grace)
+            report.runs.append(run)
     return [report]
 
 

@@ -22,7 +22,7 @@ from cim_cli.bench.report import GENERATOR
 from cim_cli.ops.launcher import LocalCluster
 from cim_cli.ops.services import Service, free_port, spawn_module, start_nats, start_redis, wait_for_port
 
-__all__ = ["BASELINES", "Baseline", "CimTarget", "User", "send_body"]
+__all__ = ["BASELINES", "Baseline", "CimTarget", "SendPlan", "User"]
 
 PASSWORD = "bench-password"
 SETUP_PARALLEL = 16
@@ -42,9 +42,20 @@ class User:
     node: str
 
 
-def send_body(to: str, body: str) -> bytes:
-    """The JSON of ``{to, body}`` (names and bench bodies need no escaping)."""
-    return f'{{"to":"{to}","body":"{body}"}}'.encode()
+@dataclass(frozen=True, slots=True)
+class SendPlan:
+    """How to send one message to a target (picklable, for worker processes)."""
+
+    host: str
+    port: int
+    path: str
+    bearer: bool
+    """Whether the sender's token goes in ``Authorization`` (cim) or nothing does (baselines)."""
+
+    def request(self, conn: HttpConnection, sender: User, to: str, body: str) -> bytes:
+        """The bytes of ``POST path {to, body}`` (names and bench bodies need no JSON escaping)."""
+        headers = {"Authorization": f"Bearer {sender.token}"} if self.bearer else None
+        return conn.build("POST", self.path, f'{{"to":"{to}","body":"{body}"}}'.encode(), headers)
 
 
 class CimTarget:
@@ -130,9 +141,9 @@ class CimTarget:
 
         return await asyncio.gather(*(one(n) for n in names))
 
-    def send_request(self, conn: HttpConnection, sender: User, to: str, body: str) -> bytes:
-        headers = {"Authorization": f"Bearer {sender.token}"}
-        return conn.build("POST", API + "/messages", send_body(to, body), headers)
+    @property
+    def plan(self) -> SendPlan:
+        return SendPlan(*self.http, API + "/messages", bearer=True)
 
 
 class Baseline:
@@ -207,5 +218,6 @@ class Baseline:
     async def users(self, names: list[str]) -> list[User]:
         return [User(n, n, "127.0.0.1", self._relay_port, "relay") for n in names]
 
-    def send_request(self, conn: HttpConnection, sender: User, to: str, body: str) -> bytes:
-        return conn.build("POST", "/messages", send_body(to, body))
+    @property
+    def plan(self) -> SendPlan:
+        return SendPlan(*self.http, "/messages", bearer=False)
