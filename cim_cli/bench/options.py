@@ -37,4 +37,7 @@ def add_bench_arguments(bench: argparse.ArgumentParser) -> None:
     idle.add_argument("--connections", type=int, default=10000, help="connections (default 10000)")
     reconnect = scenarios.add_parser("reconnect", parents=[common], help="clients of a SIGKILLed node")
     reconnect.add_argument("--clients", type=int, default=5000, help="clients (default 5000)")
+    reconnect.add_argument(
+        "--overlap", action="store_true", help="clients come back while the messages are being sent"
+    )
     reconnect.add_argument("--timeout", type=float, default=120.0, help="give up after (s, default 120)")

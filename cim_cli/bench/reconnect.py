@@ -2,8 +2,10 @@
 
 ``clients`` users log in on raw frames, all on the first node (a token is
 valid on every node). That node is then SIGKILLed; at once one more user sends
-one message to each of them (``concurrency`` connections) while they are away.
-Each client, on losing its connection, asks the route for a node (``POST
+one message to each of them (64 connections) while they are away: the clients
+start their way back once every message is accepted (``--overlap``: at once,
+racing the sends -- which shows a handover race of cim today, see
+docs/BENCHMARKS.md). Each client, on losing its connection, asks the route for a node (``POST
 /api/v1/connect`` with its token: the registry may still list the dead node
 for a few seconds) with exponential backoff and full jitter, and logs in there.
 A client is **done** when it is logged in on another node and holds its
@@ -42,6 +44,8 @@ class _Storm:
     def __init__(self, http: HttpPool, receipts: Receipts) -> None:
         self.http = http
         self.receipts = receipts
+        self.go = asyncio.Event()
+        """Set when the clients may start back (the messages were sent, or ``--overlap``)."""
         self.relogged: dict[FrameReceiver, float] = {}
         self.tasks: dict[FrameReceiver, asyncio.Task[None]] = {}
 
@@ -51,6 +55,7 @@ class _Storm:
             self.tasks[receiver] = asyncio.create_task(self._rejoin(receiver))
 
     async def _rejoin(self, receiver: FrameReceiver) -> None:
+        await self.go.wait()
         attempt = 0
         while True:
             await asyncio.sleep(random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)))
@@ -120,7 +125,10 @@ async def run(target: CimTarget, args: argparse.Namespace) -> Report:
             cpu.start()
             killed = time.monotonic()
             victim.popen.kill()
+            if args.overlap:
+                storm.go.set()
             accepted = await _send_each(target, sender, clients, tag)
+            storm.go.set()
             await receipts.wait(
                 lambda: len(storm.relogged) == len(receivers) and accepted <= receipts.by_key.keys(),
                 killed + args.timeout - time.monotonic(),
