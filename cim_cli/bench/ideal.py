@@ -28,6 +28,7 @@ from cim_cli.bench.relay import SUBJECT_PREFIX
 __all__ = ["IdealApp"]
 
 INBOX_MAXLEN = 10_000
+REDIS_POOL = 64
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -53,7 +54,10 @@ class IdealApp:
             event = await receive()
             if event["type"] == "lifespan.startup":
                 self.nc = await nats.connect(self.nats_url)
-                self.redis = aioredis.Redis.from_url(self.redis_url)
+                # A pool that waits for a free connection: redis-py's default one raises
+                # "Too many connections" past 100 requests in flight.
+                pool = aioredis.BlockingConnectionPool.from_url(self.redis_url, max_connections=REDIS_POOL)
+                self.redis = aioredis.Redis(connection_pool=pool)
                 await send({"type": "lifespan.startup.complete"})
             elif event["type"] == "lifespan.shutdown":
                 await self.nc.drain()

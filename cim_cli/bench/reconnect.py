@@ -128,13 +128,16 @@ async def run(target: CimTarget, args: argparse.Namespace) -> Report:
             if args.overlap:
                 storm.go.set()
             accepted = await _send_each(target, sender, clients, tag)
+            sent_s = time.monotonic() - killed
             storm.go.set()
             await receipts.wait(
                 lambda: len(storm.relogged) == len(receivers) and accepted <= receipts.by_key.keys(),
                 killed + args.timeout - time.monotonic(),
             )
             used = cpu.stop()
-            report.runs.append(_figures(receivers, storm, receipts, accepted, tag, killed, used))
+            run = _figures(receivers, storm, receipts, accepted, tag, killed, used)
+            run.figures["all sent s"] = round(sent_s, 2)
+            report.runs.append(run)
     finally:
         await storm.close()
         http.close()
