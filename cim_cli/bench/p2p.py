@@ -6,13 +6,15 @@ seconds, from a random user to another random user. A message answered 202
 and not received within ``grace`` seconds after the load is ``lost``. Latency
 runs from just before the request is written to the moment the recipient's
 frame is decoded. CPU is measured over the window from the first send to the
-last receipt. ``load_share`` is one process's part of the load (``--procs``
-runs one per worker process, ``cim_cli.bench.workers``).
+last receipt, after a warm-up in which every user sent once. ``load_share``
+is one process's part of the load (``--procs`` runs one per worker process,
+``cim_cli.bench.workers``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
 import time
@@ -30,9 +32,20 @@ from cim_cli.bench.receiver import LOGIN_PARALLEL, ReceiverPool, connect_all
 from cim_cli.bench.report import Run
 from cim_cli.bench.target import SendPlan, User
 
-__all__ = ["P2P", "Share", "Target", "connected", "latency_figures", "load_share", "make_users", "to_run"]
+__all__ = [
+    "P2P",
+    "Share",
+    "Target",
+    "connected",
+    "latency_figures",
+    "load_share",
+    "make_users",
+    "to_run",
+    "warm_up",
+]
 
 _ERROR_PAUSE_S = 0.05
+WARM_UP_CONNECTIONS = 16
 
 
 class Target(Protocol):
@@ -102,6 +115,26 @@ async def _send(
         for conn in conns:
             conn.close()
     return accepted, errors
+
+
+async def warm_up(plan: SendPlan, users: list[User]) -> None:
+    """Each user sends one message before anything is measured (a route caches each token it
+    verified: the measured window should see the steady state, not 1,000 first sends)."""
+    pending = list(range(len(users)))
+    conns = [HttpConnection(plan.host, plan.port) for _ in range(WARM_UP_CONNECTIONS)]
+
+    async def sender(conn: HttpConnection) -> None:
+        while pending:
+            i = pending.pop()
+            data = plan.request(conn, users[i], users[(i + 1) % len(users)].name, stamp("warm-up"))
+            with contextlib.suppress(HttpError):
+                await conn.send(data)
+
+    try:
+        await asyncio.gather(*(sender(c) for c in conns))
+    finally:
+        for conn in conns:
+            conn.close()
 
 
 async def load_share(
@@ -185,4 +218,5 @@ async def connected(target: Target, receivers: int) -> AsyncIterator[P2P]:
     users = await make_users(target, receivers)
     async with ReceiverPool(Receipts()) as pool:
         await connect_all(pool, [(u.token, u.host, u.port) for u in users], LOGIN_PARALLEL)
+        await warm_up(target.plan, users)
         yield P2P(target, users, pool)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cim_cli.bench.cpu import CpuWindow
-from cim_cli.bench.p2p import Share, Target, load_share, make_users, to_run
+from cim_cli.bench.p2p import Share, Target, load_share, make_users, to_run, warm_up
 from cim_cli.bench.receipts import Receipts
 from cim_cli.bench.receiver import LOGIN_PARALLEL, ReceiverPool, connect_all
 from cim_cli.bench.report import GENERATOR, Run
@@ -43,6 +43,7 @@ class _Job:
 async def _work(job: _Job, barrier: Any, results: Any) -> None:
     async with ReceiverPool(Receipts()) as pool:
         await connect_all(pool, [(u.token, u.host, u.port) for u in job.users], LOGIN_PARALLEL)
+        await warm_up(job.plan, job.users)
         await asyncio.to_thread(barrier.wait, STEP_TIMEOUT_S)  # all connected
         await asyncio.to_thread(barrier.wait, STEP_TIMEOUT_S)  # the parent's CPU window is open
         share = await load_share(job.plan, job.users, pool.receipts, job.concurrency, job.duration, job.grace)
