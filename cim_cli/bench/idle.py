@@ -1,7 +1,8 @@
 """``cim bench idle``: many idle logged-in connections on one node.
 
 ``connections`` users log in over HTTP first (not measured); then each opens a
-TCP connection to the node and logs in on raw frames. **connect+login/s** is
+TCP connection to one node (the first user's; a token is valid on every node)
+and logs in on raw frames. **connect+login/s** is
 connections over the time until the last ``welcome``; **RSS per connection**
 is the node's resident memory after all of them (once it settled: the
 highest of three reads 0.2 s apart) minus before, over their number. CPU is
@@ -37,17 +38,18 @@ async def _settled_rss(pid: int) -> int:
 
 
 async def run(target: CimTarget, args: argparse.Namespace) -> Report:
-    """The whole scenario on ``target`` (a cluster of one node, or ``--route``: no memory figures)."""
+    """The whole scenario on ``target`` (with ``--route``: no memory or CPU figures of the node)."""
     tag = uuid.uuid4().hex[:6]
     users = await target.users([f"i{tag}-{i}" for i in range(args.connections)])
-    node_pid = target.node_pid(users[0].node) if target.cluster is not None else None
-    report = Report("idle", {"connections": args.connections})
+    node = users[0]
+    node_pid = target.node_pid(node.node) if target.cluster is not None else None
+    report = Report("idle", {"connections": args.connections, "node": node.node})
     async with ReceiverPool(Receipts(tag)) as pool:
         before = await _settled_rss(node_pid) if node_pid else 0
         cpu = CpuWindow(target.processes())
         cpu.start()
         began = time.monotonic()
-        await connect_all(pool, [(u.token, u.host, u.port) for u in users], LOGIN_PARALLEL)
+        await connect_all(pool, [(u.token, node.host, node.port) for u in users], LOGIN_PARALLEL)
         elapsed = time.monotonic() - began
         used = cpu.stop()
         after = await _settled_rss(node_pid) if node_pid else 0

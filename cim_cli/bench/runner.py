@@ -86,7 +86,7 @@ async def _fanout(args: argparse.Namespace) -> list[Report]:
 
 
 async def _idle(args: argparse.Namespace) -> list[Report]:
-    async with CimTarget(nodes=1, route_url=args.route, api_key=args.api_key or "") as target:
+    async with _cim(args) as target:
         return [await idle.run(target, args)]
 
 

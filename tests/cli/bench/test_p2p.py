@@ -1,10 +1,14 @@
-"""``cim bench p2p`` and ``sweep`` smoke tests: tiny numbers, own cluster and baselines, nothing lost."""
+"""``cim bench p2p`` and ``sweep`` smoke tests, as a user runs them: the command, its table and JSON."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.cli.bench.bench_run import cluster_cpu_present, run_bench
+
+pytestmark = pytest.mark.asyncio(loop_scope="package")
 
 
 def _sane(run: dict) -> None:
@@ -15,7 +19,7 @@ def _sane(run: dict) -> None:
     assert 0 < figures["p50 ms"] <= figures["p95 ms"] <= figures["p99 ms"]
 
 
-async def test_p2p_with_both_baselines_and_two_generator_processes(tmp_path: Path) -> None:
+async def test_p2p_beside_both_baselines(tmp_path: Path) -> None:
     lines, reports = await run_bench(
         tmp_path,
         "p2p",
@@ -26,8 +30,6 @@ async def test_p2p_with_both_baselines_and_two_generator_processes(tmp_path: Pat
         "--duration",
         "1",
         "--baseline",
-        "--procs",
-        "2",
     )
     assert lines[0].startswith("p2p: receivers 6, concurrency 4")
     assert lines[1].split() == ["cim", "bare", "ideal", "cim/bare", "cim/ideal"]
@@ -37,8 +39,7 @@ async def test_p2p_with_both_baselines_and_two_generator_processes(tmp_path: Pat
     assert [r["target"] for r in report["runs"]] == ["cim", "bare", "ideal"]
     for run in (cim, bare, ideal):
         _sane(run)
-        assert {"generator-1", "generator-2"} <= run["cpu_us"].keys()
-        assert run["notes"]["procs"] == 2
+        assert run["cpu_us"]["generator"] > 0
     cluster_cpu_present(cim["cpu_us"], nodes=2)
     assert cim["cpu_us"]["route"] > 0
     assert {"nats-server", "relay", "bare"} <= bare["cpu_us"].keys()
@@ -48,9 +49,9 @@ async def test_p2p_with_both_baselines_and_two_generator_processes(tmp_path: Pat
 async def test_sweep_draws_a_chart(tmp_path: Path) -> None:
     png = tmp_path / "sweep.png"
     lines, reports = await run_bench(
-        tmp_path, "sweep", "--receivers", "4", "--levels", "1,4", "--point-duration", "0.5", "--png", str(png)
+        tmp_path, "sweep", "--receivers", "3", "--levels", "1,2", "--point-duration", "0.3", "--png", str(png)
     )
-    assert [r["params"]["concurrency"] for r in reports] == [1, 4]
+    assert [r["params"]["concurrency"] for r in reports] == [1, 2]
     for report in reports:
         (run,) = report["runs"]
         _sane(run)

@@ -15,6 +15,8 @@ from cim_cli.bench import reconnect
 from cim_cli.bench.target import CimTarget
 from tests.cli.bench.bench_run import cluster_cpu_present
 
+pytestmark = pytest.mark.asyncio(loop_scope="package")
+
 
 async def test_clients_of_a_killed_node_log_in_elsewhere_and_get_their_message(
     monkeypatch: pytest.MonkeyPatch,
