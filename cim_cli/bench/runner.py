@@ -63,15 +63,21 @@ async def _p2p(args: argparse.Namespace) -> list[Report]:
 
 
 async def _sweep(args: argparse.Namespace) -> list[Report]:
+    """Every target up at once and measured in turn at each level, so that a change in the
+    machine's background load hits all of them alike."""
     if args.png:
         chart.require()
     levels = [int(c) for c in args.levels.split(",")]
     params = {"receivers": args.receivers, "duration s": args.point_duration}
     reports = [Report("sweep", {**params, "concurrency": c}) for c in levels]
-    for target in _targets(args):
-        async with target, connected(target, args.receivers) as bench:
-            for level, report in zip(levels, reports, strict=True):
-                _progress(f"{target.name}: concurrency {level}")
+    async with contextlib.AsyncExitStack() as stack:
+        benches = []
+        for target in _targets(args):
+            await stack.enter_async_context(target)
+            benches.append(await stack.enter_async_context(connected(target, args.receivers)))
+        for level, report in zip(levels, reports, strict=True):
+            for bench in benches:
+                _progress(f"{bench.target.name}: concurrency {level}")
                 report.runs.append(await bench.measure(level, args.point_duration, args.grace))
     if args.png:
         chart.draw(reports, args.png, f"cim bench sweep: {args.receivers} receivers, p2p")
