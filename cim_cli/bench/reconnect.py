@@ -11,7 +11,8 @@ for a few seconds) with exponential backoff and full jitter, and logs in there.
 A client is **done** when it is logged in on another node and holds its
 message (replayed from its inbox, or live). Figures run from the kill: time
 until all are logged in again, until all are done (p50/p99/max), and ``lost``:
-messages answered 202 but not received by ``timeout``.
+messages answered 202 but not received by ``timeout`` ("all ..." figures are
+None when not everyone got there by then).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import contextlib
 import random
 import time
 import uuid
+from collections import Counter
 
 from cim_cli.bench.cpu import CpuWindow
 from cim_cli.bench.rawhttp import HttpConnection, HttpError, HttpPool
@@ -83,9 +85,12 @@ class _Storm:
                 await task
 
 
-async def _send_each(target: CimTarget, sender: User, users: list[User], tag: str) -> set[str]:
-    """One message to each user, ``SEND_PARALLEL`` at a time; the keys answered 202."""
+async def _send_each(
+    target: CimTarget, sender: User, users: list[User], tag: str
+) -> tuple[set[str], Counter[str]]:
+    """One message to each user, ``SEND_PARALLEL`` at a time; the keys answered 202, the failures."""
     accepted: set[str] = set()
+    errors: Counter[str] = Counter()
     queue = list(enumerate(users))
     plan = target.plan
 
@@ -95,15 +100,20 @@ async def _send_each(target: CimTarget, sender: User, users: list[User], tag: st
             while queue:
                 i, user = queue.pop()
                 key = f"{tag}-{i}"
-                with contextlib.suppress(HttpError):
+                try:
                     status, _ = await conn.send(plan.request(conn, sender, user.name, stamp(key)))
-                    if status == 202:
-                        accepted.add(key)
+                except HttpError:
+                    errors["connection"] += 1
+                    continue
+                if status == 202:
+                    accepted.add(key)
+                else:
+                    errors[str(status)] += 1
         finally:
             conn.close()
 
     await asyncio.gather(*(worker() for _ in range(SEND_PARALLEL)))
-    return accepted
+    return accepted, errors
 
 
 async def run(target: CimTarget, args: argparse.Namespace) -> Report:
@@ -127,7 +137,7 @@ async def run(target: CimTarget, args: argparse.Namespace) -> Report:
             victim.popen.kill()
             if args.overlap:
                 storm.go.set()
-            accepted = await _send_each(target, sender, clients, tag)
+            accepted, errors = await _send_each(target, sender, clients, tag)
             sent_s = time.monotonic() - killed
             storm.go.set()
             await receipts.wait(
@@ -137,6 +147,7 @@ async def run(target: CimTarget, args: argparse.Namespace) -> Report:
             used = cpu.stop()
             run = _figures(receivers, storm, receipts, accepted, tag, killed, used)
             run.figures["all sent s"] = round(sent_s, 2)
+            run.notes = {"errors": dict(errors), "overlap": args.overlap}
             report.runs.append(run)
     finally:
         await storm.close()
@@ -163,11 +174,12 @@ def _figures(
     run.figures = {
         "clients": len(receivers),
         "logged in again": len(relogged),
-        "all logged in s": round(max(relogged), 2) if len(relogged) == len(receivers) else -1.0,
+        "all logged in s": round(max(relogged), 2) if len(relogged) == len(receivers) else None,
         "done p50 s": round(percentile(done, 0.5), 2),
         "done p99 s": round(percentile(done, 0.99), 2),
-        "all done s": round(max(done), 2) if len(done) == len(receivers) else -1.0,
+        "all done s": round(max(done), 2) if len(done) == len(receivers) else None,
         "sent": len(accepted),
+        "refused": len(receivers) - len(accepted),
         "lost": len(accepted - receipts.by_key.keys()),
     }
     run.set_cpu(used, len(receivers))

@@ -26,7 +26,8 @@ class Run:
 
     target: str
     unit: str
-    figures: dict[str, float | int] = field(default_factory=dict)
+    figures: dict[str, float | int | None] = field(default_factory=dict)
+    """None: not reached (e.g. not every client came back before the timeout)."""
     cpu_s: dict[str, float] = field(default_factory=dict)
     cpu_us: dict[str, float] = field(default_factory=dict)
     """CPU microseconds per ``unit``, per process, plus ``cluster`` (all but the generator's:

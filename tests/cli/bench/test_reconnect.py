@@ -29,7 +29,7 @@ async def test_clients_of_a_killed_node_log_in_elsewhere_and_get_their_message(
     (run,) = report.runs
     figures = run.figures
     assert figures["clients"] == figures["logged in again"] == 12, figures
-    assert figures["sent"] == 12 and figures["lost"] == 0
+    assert figures["sent"] == 12 and figures["refused"] == 0 and figures["lost"] == 0
     assert 0 < figures["done p50 s"] <= figures["done p99 s"] <= figures["all done s"]
     assert 0 < figures["all logged in s"] <= figures["all done s"]
     assert "node-1" not in run.cpu_us  # the killed node has no figure
