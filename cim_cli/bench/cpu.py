@@ -78,9 +78,3 @@ class CpuWindow:
         end = sample(self.processes)
         self.used_s = {name: end[name] - self._begin.get(name, 0.0) for name in self.processes}
         return self.used_s
-
-    def per_unit_us(self, units: int) -> dict[str, float]:
-        """Microseconds of CPU per unit of work (message, delivery, connection) for each process."""
-        if units <= 0:
-            return {name: 0.0 for name in self.used_s}
-        return {name: round(used * 1e6 / units, 1) for name, used in self.used_s.items()}

@@ -22,7 +22,7 @@ from cim_cli.bench.cpu import CpuWindow
 from cim_cli.bench.p2p import latency_figures
 from cim_cli.bench.rawhttp import HttpConnection, HttpError
 from cim_cli.bench.receipts import Receipts, stamp
-from cim_cli.bench.receiver import LOGIN_PARALLEL, ReceiverPool, connect_all
+from cim_cli.bench.receiver import ReceiverPool, connect_all
 from cim_cli.bench.report import Report, Run
 from cim_cli.bench.target import API, CimTarget, User
 
@@ -52,7 +52,10 @@ async def _burst(
     """Send one message per connection at once; the recipients of each accepted one (0: refused)."""
 
     async def one(conn: HttpConnection, key: str) -> int:
-        status, answer = await conn.send(_request(conn, path, headers, key, push_all))
+        try:
+            status, answer = await conn.send(_request(conn, path, headers, key, push_all))
+        except HttpError:
+            return 0
         return int(json.loads(answer)["recipients"]) if status == 202 else 0
 
     return await asyncio.gather(*(one(c, k) for c, k in zip(conns, keys, strict=True)))
@@ -75,7 +78,7 @@ async def run(target: CimTarget, args: argparse.Namespace) -> Report:
         {"members": args.members, "bursts": args.bursts, "burst size": args.burst_size},
     )
     async with ReceiverPool(receipts) as pool:
-        await connect_all(pool, [(u.token, u.host, u.port) for u in members], LOGIN_PARALLEL)
+        await connect_all(pool, members)
         conns = [HttpConnection(*target.http) for _ in range(args.burst_size)]
         try:
             report.runs.append(await _measure(target, args, conns, path, headers, receipts, tag))
@@ -104,8 +107,9 @@ async def _measure(
         recipients = await _burst(conns, path, headers, keys, args.push_all)
         expected.update({k: n for k, n in zip(keys, recipients, strict=True) if n})
         goal = sum(expected.values())
-        await receipts.wait(lambda goal=goal: receipts.total >= goal, args.grace)
-        busy_s += max(receipts.last_ns / 1e9, time.monotonic() if receipts.total < goal else 0) - began
+        reached = await receipts.wait(lambda goal=goal: receipts.total >= goal, args.grace)
+        end = receipts.last_ns / 1e9 if reached else time.monotonic()  # last receipt, or gave up
+        busy_s += max(end, began) - began
     used = cpu.stop()
     deliveries = sum(min(receipts.by_key.get(k, [0])[0], n) for k, n in expected.items())
     complete = {k for k, n in expected.items() if receipts.by_key.get(k, [0])[0] >= n}

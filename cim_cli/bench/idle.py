@@ -19,7 +19,7 @@ import uuid
 
 from cim_cli.bench.cpu import CpuWindow, rss_kib
 from cim_cli.bench.receipts import Receipts
-from cim_cli.bench.receiver import LOGIN_PARALLEL, ReceiverPool, connect_all
+from cim_cli.bench.receiver import ReceiverPool, connect_all
 from cim_cli.bench.report import Report, Run
 from cim_cli.bench.target import CimTarget
 
@@ -49,7 +49,7 @@ async def run(target: CimTarget, args: argparse.Namespace) -> Report:
         cpu = CpuWindow(target.processes())
         cpu.start()
         began = time.monotonic()
-        await connect_all(pool, [(u.token, node.host, node.port) for u in users], LOGIN_PARALLEL)
+        await connect_all(pool, users, at=(node.host, node.port))
         elapsed = time.monotonic() - began
         used = cpu.stop()
         after = await _settled_rss(node_pid) if node_pid else 0

@@ -28,7 +28,7 @@ from typing import Protocol
 from cim_cli.bench.cpu import CpuWindow
 from cim_cli.bench.rawhttp import HttpConnection, HttpError
 from cim_cli.bench.receipts import Receipts, percentile, stamp
-from cim_cli.bench.receiver import LOGIN_PARALLEL, ReceiverPool, connect_all
+from cim_cli.bench.receiver import ReceiverPool, connect_all
 from cim_cli.bench.report import Run
 from cim_cli.bench.target import SendPlan, User
 
@@ -217,6 +217,6 @@ async def connected(target: Target, receivers: int) -> AsyncIterator[P2P]:
     """``receivers`` fresh users of ``target``, logged in on raw frames, for the ``async with``."""
     users = await make_users(target, receivers)
     async with ReceiverPool(Receipts()) as pool:
-        await connect_all(pool, [(u.token, u.host, u.port) for u in users], LOGIN_PARALLEL)
+        await connect_all(pool, users)
         await warm_up(target.plan, users)
         yield P2P(target, users, pool)

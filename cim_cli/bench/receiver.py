@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cim_cli.bench.receipts import Receipts
+from cim_cli.bench.target import User
 from shared.protocol import FrameDecoder, FrameType, encode
 
 __all__ = ["LOGIN_PARALLEL", "FrameReceiver", "ReceiverPool", "connect_all", "open_receiver"]
@@ -143,19 +144,20 @@ class ReceiverPool:
 
 async def connect_all(
     pool: ReceiverPool,
-    logins: list[tuple[str, str, int]],
-    parallel: int,
+    users: list[User],
+    at: tuple[str, int] | None = None,
     on_lost: Callable[[FrameReceiver], None] | None = None,
 ) -> list[FrameReceiver]:
-    """One receiver per (token, host, port), ``parallel`` logins in flight; all must be welcomed.
-    ``on_lost`` is called when one of them loses its connection afterwards."""
-    gate = asyncio.Semaphore(parallel)
+    """A receiver per user, logged in on the user's node (or all ``at`` one host and port),
+    ``LOGIN_PARALLEL`` logins in flight; every one must be welcomed. ``on_lost`` is called when
+    one of them loses its connection afterwards."""
+    gate = asyncio.Semaphore(LOGIN_PARALLEL)
 
-    async def one(token: str, host: str, port: int) -> FrameReceiver:
+    async def one(user: User) -> FrameReceiver:
         async with gate:
-            receiver = pool.new(token)
-            await open_receiver(receiver, host, port)
+            receiver = pool.new(user.token)
+            await open_receiver(receiver, *(at or (user.host, user.port)))
             receiver.on_lost = on_lost
             return receiver
 
-    return await asyncio.gather(*(one(*login) for login in logins))
+    return await asyncio.gather(*(one(user) for user in users))

@@ -28,7 +28,7 @@ from collections import Counter
 from cim_cli.bench.cpu import CpuWindow
 from cim_cli.bench.rawhttp import HttpConnection, HttpError, HttpPool
 from cim_cli.bench.receipts import Receipts, percentile, stamp
-from cim_cli.bench.receiver import LOGIN_PARALLEL, FrameReceiver, ReceiverPool, connect_all, open_receiver
+from cim_cli.bench.receiver import FrameReceiver, ReceiverPool, connect_all, open_receiver
 from cim_cli.bench.report import Report, Run
 from cim_cli.bench.target import API, CimTarget, User
 
@@ -129,8 +129,8 @@ async def run(target: CimTarget, args: argparse.Namespace) -> Report:
     report = Report("reconnect", {"clients": args.clients, "nodes": len(target.cluster.node_procs)})
     try:
         async with ReceiverPool(receipts) as pool:
-            logins = [(u.token, target.cluster.host, victim.port) for u in clients]
-            receivers = await connect_all(pool, logins, LOGIN_PARALLEL, on_lost=storm.lost)
+            at = (target.cluster.host, victim.port)
+            receivers = await connect_all(pool, clients, at=at, on_lost=storm.lost)
             cpu = CpuWindow({k: v for k, v in target.processes().items() if v != victim.pid})
             cpu.start()
             killed = time.monotonic()

@@ -116,7 +116,7 @@ def _progress(text: str) -> None:
     print(f"cim bench: {text}", file=sys.stderr, flush=True)
 
 
-def raise_open_files() -> int:
+def _raise_open_files() -> int:
     """Raise this process's open-files limit to its hard limit (the cluster it starts inherits it)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
@@ -126,12 +126,15 @@ def raise_open_files() -> int:
 
 def run_bench(args: argparse.Namespace) -> int:
     """The ``cim bench`` command: print each report's table (and ``--json``); 1 if anything was lost."""
-    raise_open_files()
+    _raise_open_files()
     try:
         reports = run_async(_SCENARIOS[args.scenario](args))
     except (ValueError, RuntimeError, TimeoutError, OSError, HttpError) as exc:
         print(f"cim bench: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # everything it started was stopped on the way out
+        print("cim bench: interrupted", file=sys.stderr)
+        return 130
     for report in reports:
         print("\n".join(report.table()) + "\n")
     if args.json:

@@ -21,7 +21,7 @@ from typing import Any
 from cim_cli.bench.cpu import CpuWindow
 from cim_cli.bench.p2p import Share, Target, load_share, make_users, to_run, warm_up
 from cim_cli.bench.receipts import Receipts
-from cim_cli.bench.receiver import LOGIN_PARALLEL, ReceiverPool, connect_all
+from cim_cli.bench.receiver import ReceiverPool, connect_all
 from cim_cli.bench.report import GENERATOR, Run
 from cim_cli.bench.target import SendPlan, User
 from cim_cli.ops.launcher import run_async
@@ -42,7 +42,7 @@ class _Job:
 
 async def _work(job: _Job, barrier: Any, results: Any) -> None:
     async with ReceiverPool(Receipts()) as pool:
-        await connect_all(pool, [(u.token, u.host, u.port) for u in job.users], LOGIN_PARALLEL)
+        await connect_all(pool, job.users)
         await warm_up(job.plan, job.users)
         await asyncio.to_thread(barrier.wait, STEP_TIMEOUT_S)  # all connected
         await asyncio.to_thread(barrier.wait, STEP_TIMEOUT_S)  # the parent's CPU window is open

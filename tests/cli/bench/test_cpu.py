@@ -30,7 +30,7 @@ def test_a_child_counts_under_its_parent_unless_it_is_named_itself() -> None:
         child.communicate(b"\n", timeout=10)
 
 
-def test_window_reports_microseconds_per_unit() -> None:
+def test_window_reports_the_cpu_used_between_start_and_stop() -> None:
     window = CpuWindow({"me": os.getpid()})
     window.start()
     end = sum(os.times()[:2]) + 0.05
@@ -38,5 +38,4 @@ def test_window_reports_microseconds_per_unit() -> None:
         pass
     used = window.stop()
     assert used["me"] >= 0.04
-    assert window.per_unit_us(1000)["me"] == round(used["me"] * 1000, 1)
     assert rss_kib(os.getpid()) > 1000
