@@ -90,7 +90,11 @@ class CimTarget:
             self.cluster = LocalCluster(
                 Path(self._tmp.name), nodes=self.nodes, route_port=0, environ={}, extra_env=self.env
             )
-            await self.cluster.start()
+            try:
+                await self.cluster.start()  # stops what it started if it fails
+            except BaseException:
+                self._tmp.cleanup()
+                raise
             self.route_url, self.api_key = self.cluster.route_url, self.cluster.api_key
         self.pool = HttpPool(*self.http, SETUP_PARALLEL)
         return self
