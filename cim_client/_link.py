@@ -37,6 +37,7 @@ from typing import Any
 from cim_client._exceptions import CimApiError, CimError, ConnectionClosed, retryable
 from cim_client._models import ConnectionState, Message, NodeAddress
 from shared.protocol import ErrorCode, FrameDecoder, FrameType, KickReason, encode
+from shared.tasks import first_done
 
 __all__ = ["NextNode", "NodeLink"]
 
@@ -342,18 +343,9 @@ class NodeLink:
 
     async def _serve(self, wire: _Wire) -> _Ended:
         """Run the reader, heartbeat and acker of one wire until one of them ends it."""
-        tasks = [
-            asyncio.create_task(self._read(wire)),
-            asyncio.create_task(self._heartbeat(wire)),
-            asyncio.create_task(self._acks(wire)),
-        ]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        exc = next(iter(done)).exception()
+        first = await first_done(self._read(wire), self._heartbeat(wire), self._acks(wire))
+        assert first is not None  # no timeout: one of them ended
+        exc = first.exception()
         if isinstance(exc, _Ended):
             return exc
         return _Ended(repr(exc) if exc else "connection closed")
