@@ -152,9 +152,10 @@ class Cluster:
         self._node_counter += 1
         node_id = node_id or f"node-{self._node_counter}"
         port = free_port()
-        proc = self._spawn(
-            node_id, "cim_node", port, self._base_env(node_id=node_id, node_port=port, metrics_port=0, **env)
-        )
+        settings = {"node_id": node_id, "node_port": port, "metrics_port": 0, "node_ws_port": free_port()}
+        if self.routes:
+            settings["route_url"] = self.route_url  # the web chat's origin
+        proc = self._spawn(node_id, "cim_node", port, self._base_env(**{**settings, **env}))
         await asyncio.to_thread(wait_for_port, "127.0.0.1", port, 20.0, proc.popen)
         self.nodes[node_id] = proc
         if wait and self.routes:

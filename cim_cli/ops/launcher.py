@@ -164,6 +164,8 @@ class LocalCluster:
                 node_id=f"node-{i}",
                 node_host=self.host,
                 node_port=node_port,
+                node_ws_port=free_port(self.host),
+                route_url=self.route_url,  # the web chat's origin: its WebSockets may connect
                 **common,
             )
             self.node_procs.append(child)
