@@ -200,9 +200,11 @@ class NodeSettings(CommonSettings):
             raise SettingsError(detail="CIM_DRAIN_RATE must be positive")
         if not 0 <= self.node_ws_port <= 65535:
             raise SettingsError(detail="CIM_NODE_WS_PORT must be 0 (off) or a port number")
-        for origin in (*self.web_origins, *([self.route_url] if self.route_url else [])):
+        for origin in self.web_origins:
             if origin != "*" and not _origin_of(origin):
-                raise SettingsError(detail=f"{origin!r} is not an http(s) URL (CIM_WEB_ORIGINS/CIM_ROUTE_URL)")
+                raise SettingsError(detail=f"CIM_WEB_ORIGINS: {origin!r} is not an http(s) origin")
+        if self.route_url and not _origin_of(self.route_url):
+            raise SettingsError(detail=f"CIM_ROUTE_URL={self.route_url!r} is not an http(s) URL")
 
     @property
     def allowed_origins(self) -> frozenset[str]:
