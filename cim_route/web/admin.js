@@ -15,7 +15,7 @@ const PAD = { left: 34, right: 8, top: 10, bottom: 22 };
 
 const $ = (id) => document.getElementById(id);
 
-const state = { key: "", samples: [], timer: null, busy: false };
+const state = { key: "", samples: [], timer: null, busy: false, again: false };
 const auth = () => ({ apiKey: state.key });
 
 // ----- the key --------------------------------------------------------------------
@@ -42,7 +42,10 @@ function askKey(message) {
 // ----- refreshing ------------------------------------------------------------------
 
 async function refresh() {
-  if (state.busy) return;
+  if (state.busy) {
+    state.again = true; // one more round right after this one (a search was typed meanwhile)
+    return;
+  }
   state.busy = true;
   try {
     const [nodes, users] = await Promise.all([
@@ -60,6 +63,10 @@ async function refresh() {
     setStatus("offline", `cannot reach the route: ${err.detail}`);
   } finally {
     state.busy = false;
+  }
+  if (state.again) {
+    state.again = false;
+    await refresh();
   }
 }
 
@@ -146,6 +153,8 @@ async function act(request, done) {
 
 /** One reading of this route's ``cim_route_messages_total`` counters (by kind). */
 async function sample() {
+  const last = state.samples[state.samples.length - 1];
+  if (last && Date.now() - last.t < REFRESH_MS / 2) return; // an extra refresh (a search): no sample
   const response = await fetch("/metrics", { cache: "no-store" });
   if (!response.ok) return;
   const counts = {};

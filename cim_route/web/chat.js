@@ -503,6 +503,7 @@ function open(key) {
   renderLists();
   drawTimeline();
   if (!conv.loaded) loadHistory(conv);
+  if (conv.type === "user") refreshPresence(); // say whether they are online now, not 5 s ago
   if (conv.type !== "notices") $("message").focus();
 }
 

@@ -1,0 +1,149 @@
+"""The web chat at ``/`` in a real Chromium: people register, chat, search, come back, move."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.async_api import Page, expect
+
+from cim_client import Client
+from tests.browser.conftest import PASSWORD, OpenPage, name, open_chat, say, sign_in
+from tests.harness import Cluster
+
+pytestmark = pytest.mark.asyncio(loop_scope="package")
+
+
+def conv(page: Page, who: str):
+    """The sidebar entry of a conversation."""
+    return page.locator(f'.sidebar button.conv[data-name="{who}"]')
+
+
+def bodies(page: Page):
+    return page.locator("#timeline li.msg .body")
+
+
+async def test_two_people_register_and_chat_both_ways(open_page: OpenPage) -> None:
+    alice, bob = name("alice"), name("bob")
+    a, b = await open_page(), await open_page()
+    await sign_in(b, bob)
+    await sign_in(a, alice)
+    await expect(conv(a, bob).locator(".dot.on")).to_be_visible()  # bob is listed online
+    await expect(a.locator("#online-count")).to_contain_text("online")
+
+    await open_chat(a, bob)
+    await say(a, "hi bob")
+    await expect(conv(b, alice).locator(".badge")).to_have_text("1")  # unread on bob's side
+    await conv(b, alice).click()
+    await expect(bodies(b)).to_have_text(["hi bob"])
+    await expect(conv(b, alice).locator(".badge")).to_be_hidden()
+
+    await say(b, "hello alice\nsecond line")
+    await expect(bodies(a)).to_have_text(["hi bob", "hello alice\nsecond line"])
+    await expect(a.locator("#timeline li.msg.theirs .who")).to_have_text([bob])
+
+
+async def test_a_group_conversation(open_page: OpenPage) -> None:
+    owner, member = name("gowner"), name("gmember")
+    group = name("team")
+    a, b = await open_page(), await open_page()
+    await sign_in(a, owner)
+    await sign_in(b, member)
+    await a.click("#new-group")
+    await a.fill("#group-name", group)
+    await a.fill("#group-members", member)
+    await a.press("#group-members", "Enter")
+    await expect(a.locator("#chat-title")).to_have_text(f"# {group}")
+    await expect(a.locator("#chat-sub")).to_contain_text("2 members")
+    await say(a, "welcome to the team")
+
+    await expect(conv(b, group).locator(".badge")).to_have_text("1")
+    await conv(b, group).click()
+    await expect(bodies(b)).to_have_text(["welcome to the team"])
+    await say(b, "thanks")
+    await expect(bodies(a)).to_have_text(["welcome to the team", "thanks"])
+
+
+async def test_history_is_shown_and_searched(open_page: OpenPage, web_cluster: Cluster) -> None:
+    reader, writer = name("reader"), name("writer")
+    await web_cluster.create_user(reader, PASSWORD)
+    async with Client(web_cluster.route_url, writer, PASSWORD) as sdk:
+        await sdk.register()
+        for body in ("the first apple", "a banana", "APPLE pie", "cherries"):
+            await sdk.send(reader, body)
+    page = await open_page()
+    await sign_in(page, reader, register=False)
+    await conv(page, writer).click()
+    await expect(bodies(page)).to_have_text(["the first apple", "a banana", "APPLE pie", "cherries"])
+
+    await page.fill("#search", "apple")
+    await page.press("#search", "Enter")
+    results = page.locator("#results-list li.msg .body")
+    await expect(results).to_have_text(["APPLE pie", "the first apple"])  # newest first, any case
+    await expect(page.locator("#results-list mark")).to_have_text(["APPLE", "apple"])
+    await expect(page.locator("#results-title")).to_have_text(re.compile("2 results"))
+    await page.keyboard.press("Escape")
+    await expect(page.locator("#results")).to_be_hidden()
+
+
+async def test_an_offline_user_gets_the_message_on_the_next_visit(
+    open_page: OpenPage, web_cluster: Cluster
+) -> None:
+    sender, away = name("sender"), name("away")
+    first = await open_page()
+    await sign_in(first, away)
+    await first.click("#logout")
+    await expect(first.locator("#signin")).to_be_visible()
+
+    page = await open_page()
+    await sign_in(page, sender)
+    await open_chat(page, away)
+    await say(page, "you were away")
+    await expect(page.locator("#chat-sub")).to_have_text("offline")
+
+    later = await open_page()
+    await sign_in(later, away, register=False)
+    await expect(conv(later, sender).locator(".badge")).to_have_text("1")
+    await expect(later).to_have_title("(1) cim chat")
+    await conv(later, sender).click()
+    await expect(bodies(later)).to_have_text(["you were away"])
+
+
+async def test_a_browser_user_and_an_sdk_user_talk(open_page: OpenPage, web_cluster: Cluster) -> None:
+    web_user, sdk_user = name("web"), name("sdk")
+    page = await open_page()
+    await sign_in(page, web_user)
+    async with Client(web_cluster.route_url, sdk_user, PASSWORD) as sdk:
+        await sdk.register()
+        await sdk.connect()
+        await open_chat(page, sdk_user)
+        await say(page, "from the browser")
+        got = await sdk.next_message(timeout=10)
+        assert (got.sender, got.to, got.body, got.kind) == (web_user, sdk_user, "from the browser", "p2p")
+        await sdk.send(web_user, "from python ✓")
+        await expect(bodies(page)).to_have_text(["from the browser", "from python ✓"])
+
+
+async def test_a_killed_node_shows_offline_then_recovers_with_nothing_lost(
+    open_page: OpenPage, web_cluster: Cluster
+) -> None:
+    victim_user, peer = name("moving"), name("peer")
+    page = await open_page()
+    await sign_in(page, victim_user)
+    node = re.search(r"connected · (\S+)", await page.locator("#status").inner_text()).group(1)
+    await web_cluster.create_user(peer, PASSWORD)
+    async with Client(web_cluster.route_url, peer, PASSWORD) as sdk:
+        await sdk.send(victim_user, "before")
+        await expect(conv(page, peer).locator(".badge")).to_have_text("1")
+
+        await web_cluster.nodes[node].kill()
+        await expect(page.locator("#status")).not_to_have_attribute("data-state", "online")
+        during = [await sdk.send(victim_user, f"during {i}") for i in range(3)]
+        assert all(s.status in ("stored", "delivered") for s in during)
+        await expect(page.locator("#status")).to_have_attribute("data-state", "online", timeout=20_000)
+        await expect(page.locator("#status")).not_to_have_text(re.compile(node + "$"))
+        await sdk.send(victim_user, "after")
+        await conv(page, peer).click()
+        await expect(bodies(page)).to_have_text(["before", "during 0", "during 1", "during 2", "after"])
+    web_cluster.nodes.pop(node)
+    await web_cluster.add_node()
