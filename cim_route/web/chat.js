@@ -317,6 +317,7 @@ function messageItem(msg, previous) {
 function drawInsert(msg, at) {
   const timeline = $("timeline");
   const stick = nearBottom(timeline) || msg.from === state.me;
+  timeline.querySelector("li.empty")?.remove();
   const items = timeline.querySelectorAll("li.msg");
   const item = messageItem(msg, state.current.messages[at - 1]);
   if (at < items.length) items[at].before(item);
@@ -474,12 +475,18 @@ function renderLists() {
 
 const byName = (a, b) => a.name.localeCompare(b.name);
 
+function marker(key, online) {
+  if (key[0] === "g") return "group";
+  if (key === NOTICES) return "notices";
+  return online ? "on" : "off";
+}
+
 function listItem(key, name, conv, online) {
   const unread = conv ? conv.unread : 0;
   const button = el(
     "button",
     { type: "button", className: "conv", attrs: { "data-key": key, "data-name": name } },
-    el("span", { className: `dot ${online === null ? "none" : online ? "on" : "off"}` }),
+    el("span", { className: `dot ${marker(key, online)}`, attrs: { "aria-hidden": "true" } }),
     el("span", { className: "name", textContent: name }),
     el("span", { className: "badge", textContent: unread ? String(unread) : "", hidden: !unread }),
   );
