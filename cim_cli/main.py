@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from shared.settings import DEFAULT_ROUTE_URL
+
 __all__ = ["build_parser", "main", "process_env"]
 
 # Flag (argparse dest) -> CIM_* variable, per process subcommand.
@@ -56,8 +58,17 @@ def _add_process_flags(parser: argparse.ArgumentParser, kind: str) -> None:
 
 
 def _add_admin_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--route", help="route URL (CIM_ROUTE_URL, default http://127.0.0.1:8080)")
-    parser.add_argument("--api-key", help="X-API-Key (CIM_API_KEY, or the first of CIM_API_KEYS)")
+    parser.add_argument("--route", help=f"route URL (CIM_ROUTE_URL, default {DEFAULT_ROUTE_URL})")
+    parser.add_argument(
+        "--api-key",
+        help="X-API-Key (CIM_API_KEY, or the first of CIM_API_KEYS; default: the key cim up keeps)",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help="data folder of the cim up whose key to use (default: cim up's default)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,9 +142,10 @@ def _admin(args: argparse.Namespace) -> int:
     from cim_cli.ops import status  # noqa: PLC0415
 
     route = status.route_from(args.route, os.environ)
-    key = status.api_key_from(args.api_key, os.environ)
-    if not key:
-        print("cim: an API key is needed: --api-key, CIM_API_KEY or CIM_API_KEYS", file=sys.stderr)
+    try:
+        key = status.api_key_from(args.api_key, os.environ, args.data)
+    except status.NoApiKey as exc:
+        print(f"cim: {exc}", file=sys.stderr)
         return 2
     if args.command == "status":
         return status.run_admin(status.status(route, key))

@@ -10,7 +10,7 @@ from typing import Any, Self
 
 import httpx
 
-from cim_client._sdk import api_url, raise_for_error
+from cim_client._http import RouteHttp
 
 __all__ = ["AdminClient"]
 
@@ -19,20 +19,14 @@ class AdminClient:
     """An operator or back end talking to the route with an API key."""
 
     def __init__(self, route_url: str, api_key: str, http: httpx.AsyncClient | None = None) -> None:
-        self._api = api_url(route_url)
-        self.route_url = self._api.removesuffix("/api/v1")
+        self._route = RouteHttp(route_url, http)
+        self.route_url = self._route.root
         self._headers = {"X-API-Key": api_key}
-        self._http = http or httpx.AsyncClient(timeout=10.0)
-        self._own_http = http is None
 
     async def _call(
         self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
     ) -> Any:
-        resp = await self._http.request(
-            method, self._api + path, json=json, params=params, headers=self._headers
-        )
-        raise_for_error(resp)
-        return resp.json() if resp.content else None
+        return await self._route.call(method, path, json=json, params=params, headers=self._headers)
 
     async def push(self, to: list[str] | str, body: str, client_msg_id: str | None = None) -> dict[str, Any]:
         """``POST /push``: ``to`` is a list of usernames (stored, kind ``push``) or ``"*"``
@@ -62,15 +56,14 @@ class AdminClient:
     async def ready(self) -> bool:
         """Whether ``GET /readyz`` (at the root) answers 200."""
         try:
-            resp = await self._http.get(self.route_url + "/readyz")
+            resp = await self._route.http.get(self._route.root + "/readyz")
         except httpx.TransportError:
             return False
         return resp.status_code == 200
 
     async def aclose(self) -> None:
         """Close the HTTP client if this object made it."""
-        if self._own_http:
-            await self._http.aclose()
+        await self._route.aclose()
 
     async def __aenter__(self) -> Self:
         return self

@@ -17,14 +17,14 @@ import os
 import signal
 import sys
 
-from cim_client import CimApiError, Client, Message
+from cim_client import CimApiError, Client, Message, MessageKind
 
 log = logging.getLogger("echo_bot")
 
 
 async def echo(client: Client, msg: Message) -> None:
     """Send ``msg``'s text back to its sender (private messages only)."""
-    if msg.kind != "p2p" or msg.sender == client.username:
+    if msg.kind != MessageKind.P2P or msg.sender == client.username:
         return
     try:
         await client.send(msg.sender, msg.body)

@@ -20,18 +20,24 @@ from shared.errors import SettingsError
 
 __all__ = [
     "BALANCERS",
+    "DEFAULT_ROUTE_URL",
     "CommonSettings",
     "NodeSettings",
     "RateLimit",
     "RouteSettings",
     "NODE_ID_RE",
     "NAME_RE",
+    "api_keys",
+    "parse_list",
 ]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 """Usernames and group names."""
 NODE_ID_RE = re.compile(r"^[a-z0-9-]{1,64}$")
 BALANCERS = ("round_robin", "consistent_hash", "least_connections", "random")
+DEFAULT_ROUTE_URL = "http://127.0.0.1:8080"
+"""Where clients (``cim chat``, ``cim status``, ``cim push``) look for the route by default:
+a route with default settings, as ``cim up`` starts it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +61,14 @@ class RateLimit:
         return self.rate > 0
 
 
-def _parse_list(text: str) -> tuple[str, ...]:
+def parse_list(text: str) -> tuple[str, ...]:
+    """A comma-separated list such as ``CIM_API_KEYS``: items stripped, empty ones dropped."""
     return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def api_keys(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The API keys ``CIM_API_KEYS`` lists in ``environ`` (what a route started there accepts)."""
+    return parse_list(environ.get("CIM_API_KEYS", ""))
 
 
 def _parse_bool(text: str) -> bool:
@@ -74,7 +86,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "str": str,
     "bool": _parse_bool,
     "RateLimit": RateLimit.parse,
-    "tuple": _parse_list,
+    "tuple": parse_list,
 }
 
 

@@ -1,8 +1,10 @@
 """Fixtures: real nats-server and redis-server processes on free ports, stopped afterwards.
 
-``nats`` and ``redis`` are shared by a whole session (tests isolate themselves
-with a key prefix); ``cluster`` starts its own servers, route and nodes as
-subprocesses, so a fault test can kill any of them.
+The one place tests get their servers from. ``nats_service`` and
+``redis_service`` are shared by a whole session (tests isolate themselves with
+a key prefix; ``redis`` and ``nc`` are clients of them); ``cluster`` starts its
+own servers, route and nodes as subprocesses (``tests.harness.Cluster``), so a
+fault test can kill any of them.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import nats
 import pytest
 import redis.asyncio as aioredis
+from nats.aio.client import Client as NatsClient
 
 from cim_cli.ops.services import Service, start_nats, start_redis
 from tests.harness import SECRET, Cluster
@@ -43,6 +47,13 @@ async def redis(redis_service: Service) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.Redis.from_url(redis_service.url)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+async def nc(nats_service: Service) -> AsyncIterator[NatsClient]:
+    client = await nats.connect(nats_service.url)
+    yield client
+    await client.close()
 
 
 @pytest.fixture

@@ -1,15 +1,17 @@
-"""A whole cim cluster of real processes for system tests.
+"""A whole cim cluster of real processes for system tests, and the helpers every test
+directory uses (``eventually``, ``envelope``).
 
 Each ``Cluster`` has its own nats-server and redis-server on free ports, a
 route and nodes started as ``python -m cim_route`` / ``python -m cim_node``,
-and stops every process it started on exit, whatever happened.
+and stops every process it started on exit, whatever happened. The processes
+are started by ``cim up``'s own ``LocalCluster``; ``Cluster`` adds what tests
+need (several routes, nodes one by one, restarts of NATS and Redis, HTTP
+helpers).
 """
 
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -19,15 +21,8 @@ from typing import Any, Self
 
 import httpx
 
-from cim_cli.ops.services import (
-    Service,
-    child_env,
-    free_port,
-    spawn_module,
-    start_nats,
-    start_redis,
-    wait_for_port,
-)
+from cim_cli.ops.launcher import LocalCluster
+from cim_cli.ops.services import Service
 
 API_KEY = "test-api-key-0123456789"
 SECRET = "test-secret-" + "x" * 20
@@ -47,119 +42,97 @@ async def eventually(
     raise AssertionError(f"timed out after {timeout}s waiting for {what or check}: last={last!r}")
 
 
+def envelope(resp: httpx.Response, status: int, code: str) -> None:
+    """``resp`` is the route's error envelope: ``status``, ``{error: code, detail: "..."}``."""
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert body["error"] == code, body
+    assert isinstance(body["detail"], str) and body["detail"]
+
+
 @dataclass
 class Proc:
-    """One cim process of the cluster."""
+    """One cim process of the cluster, for tests: awaitable kill/wait, its log."""
 
-    name: str
-    popen: subprocess.Popen
-    port: int
-    log: Path
+    service: Service
+
+    @property
+    def name(self) -> str:
+        return self.service.name
+
+    @property
+    def port(self) -> int:
+        return self.service.port
 
     @property
     def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def signal(self, sig: int) -> None:
-        if self.alive:
-            self.popen.send_signal(sig)
+        return self.service.alive
 
     async def wait(self, timeout: float = 15.0) -> int:
-        return await asyncio.to_thread(self.popen.wait, timeout)
+        assert self.service.proc is not None
+        return await asyncio.to_thread(self.service.proc.wait, timeout)
 
     async def kill(self) -> None:
-        self.signal(signal.SIGKILL)
-        await self.wait()
-
-    async def stop(self, timeout: float = 15.0) -> int:
-        self.signal(signal.SIGTERM)
-        try:
-            return await self.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            await self.wait()
-            raise
+        await asyncio.to_thread(self.service.kill)
 
     def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
+        log = self.service.log_path
+        return log.read_text(errors="replace") if log and log.exists() else ""
 
 
 class Cluster:
-    """NATS + Redis + routes + nodes; ``async with`` guarantees they all stop."""
+    """NATS + Redis + routes + nodes of a ``LocalCluster`` (the code of ``cim up``) in ``tmp``;
+    ``async with`` guarantees they all stop. ``env``: ``CIM_*`` settings of every process."""
 
     def __init__(self, tmp: Path, secret: str, **env: Any) -> None:
-        self.tmp = tmp
-        self.secret = secret
-        self.env = {"registry_refresh_s": "1", "log_level": "info", **{k: str(v) for k, v in env.items()}}
-        self.nats: Service | None = None
-        self.redis: Service | None = None
+        self.local = LocalCluster(
+            tmp,
+            nodes=0,
+            route_port=0,
+            environ={},
+            extra_env={"registry_refresh_s": "1", "log_level": "info", **{k: str(v) for k, v in env.items()}},
+            secret=secret,
+            api_key=API_KEY,
+        )
         self.routes: list[Proc] = []
         self.nodes: dict[str, Proc] = {}
-        self._node_counter = 0
         self.http = httpx.AsyncClient(timeout=10.0)
 
+    @property
+    def nats(self) -> Service | None:
+        return self.local.nats
+
+    @property
+    def redis(self) -> Service | None:
+        return self.local.redis
+
     async def __aenter__(self) -> Self:
-        self.nats = await asyncio.to_thread(start_nats, self.tmp, 0, "127.0.0.1", self.tmp / "nats.log")
-        self.redis = await asyncio.to_thread(start_redis, self.tmp, 0, "127.0.0.1", self.tmp / "redis.log")
+        try:
+            await self.local.start_servers()
+        except BaseException:
+            await self.local.stop()
+            raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        procs = [*self.routes, *self.nodes.values()]
-        await asyncio.gather(*(self._stop_quietly(p) for p in procs))
-        for service in (self.nats, self.redis):
-            if service is not None:
-                await service.astop()
+        await self.local.stop(timeout=10)
         await self.http.aclose()
         if exc_info[0] is not None:
-            for p in procs:
+            for p in [*self.routes, *self.nodes.values()]:
                 sys.stderr.write(f"----- {p.name} log -----\n{p.output()[-4000:]}\n")
-
-    @staticmethod
-    async def _stop_quietly(proc: Proc) -> None:
-        try:
-            await proc.stop(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
 
     # ----- processes -----------------------------------------------------------
 
-    def _base_env(self, **extra: Any) -> dict[str, str]:
-        assert self.nats and self.redis
-        values = {
-            **self.env,
-            "nats_url": self.nats.url,
-            "redis_url": self.redis.url,
-            "secret": self.secret,
-            "api_keys": API_KEY,
-            **{k: str(v) for k, v in extra.items()},
-        }
-        return child_env(**values)
-
-    def _spawn(self, name: str, module: str, port: int, env: dict[str, str]) -> Proc:
-        log = self.tmp / f"{name}.log"
-        return Proc(name, spawn_module(module, env, log), port, log)
-
     async def add_route(self, **env: Any) -> Proc:
-        port = free_port()
-        proc = self._spawn(
-            f"route-{len(self.routes) + 1}", "cim_route", port, self._base_env(route_port=port, **env)
-        )
-        await asyncio.to_thread(wait_for_port, "127.0.0.1", port, 20.0, proc.popen)
+        proc = Proc(await self.local.add_route(**env))
         self.routes.append(proc)
         return proc
 
     async def add_node(self, node_id: str | None = None, wait: bool = True, **env: Any) -> Proc:
-        self._node_counter += 1
-        node_id = node_id or f"node-{self._node_counter}"
-        port = free_port()
-        settings = {"node_id": node_id, "node_port": port, "metrics_port": 0, "node_ws_port": free_port()}
-        if self.routes:
-            settings["route_url"] = self.route_url  # the web chat's origin
-        proc = self._spawn(node_id, "cim_node", port, self._base_env(**{**settings, **env}))
-        await asyncio.to_thread(wait_for_port, "127.0.0.1", port, 20.0, proc.popen)
-        self.nodes[node_id] = proc
+        proc = Proc(await self.local.add_node(node_id, **{"metrics_port": 0, **env}))
+        self.nodes[proc.name] = proc
         if wait and self.routes:
-            await self.wait_nodes(lambda ids: node_id in ids, what=f"{node_id} registered")
+            await self.wait_nodes(lambda ids: proc.name in ids, what=f"{proc.name} registered")
         return proc
 
     async def start(
@@ -211,12 +184,11 @@ class Cluster:
     async def restart_nats(self) -> None:
         """Stop nats-server and start it again on the same port and store."""
         assert self.nats
-        port = self.nats.port
         await self.nats.astop()
-        self.nats = await asyncio.to_thread(start_nats, self.tmp, port, "127.0.0.1", self.tmp / "nats.log")
+        await self.nats.astart()
 
     async def restart_redis(self) -> None:
+        """Stop redis-server (if it still runs) and start it again on the same port and data."""
         assert self.redis
-        port = self.redis.port
         await self.redis.astop()
-        self.redis = await asyncio.to_thread(start_redis, self.tmp, port, "127.0.0.1", self.tmp / "redis.log")
+        await self.redis.astart()

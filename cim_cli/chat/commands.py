@@ -1,30 +1,11 @@
 """What a line typed into ``cim chat`` means: pure parsing into command objects.
 
-Nothing here does I/O; :mod:`cim_cli.chat` runs the commands. The grammar::
-
-    @user text            private message to user
-    user;;text            private message to user (same as @user text)
-    #group text           message to a group
-    text                  to the current target (:to), else a broadcast to everyone online
-    ::text                text that starts with ':' (the first ':' is dropped); a line whose
-                          ':' is not followed by a letter (``:)``, ``:-(``) is text anyway
-    :to [TARGET]          set the current target: user, @user or #group; no argument clears it
-    :g                    list my groups (same as :g list)
-    :g create NAME [USER..]   create a group; I am a member too
-    :g add NAME USER..    add members
-    :g remove NAME USER.. remove members
-    :g list               list my groups and their members
-    :g NAME text          message to a group (same as #NAME text)
-    :h [TARGET]           recent history with TARGET (default: the current target)
-    :q [TARGET] KEYWORD   search history: TARGET's conversation, else the current target's,
-                          else all my conversations
-    :delay SECONDS TARGET text   send later; SECONDS may end in s, m, h or d (90, 1.5, 5m, 2h)
-    :emoji [PAGE]         a page of the :alias: table
-    :olu                  online users
-    :pu PREFIX            online users whose name starts with PREFIX
-    :info                 user, node, last seq and connection state
-    :help, :all           this list
-    :q!, :quit            quit
+Nothing here does I/O. A line is a message (the forms in ``MESSAGE_FORMS``) or
+a ``:command``; every command is one row of ``COMMANDS`` (names, usage, help,
+parser, completion hint), and everything else is derived from that table:
+parsing, the ``:help`` list (``help_lines``), the names completion offers,
+"did you mean". The screen runs each ``Command`` subclass with one handler;
+adding a command is one row here plus that handler.
 
 A TARGET is a username (``bob`` or ``@bob``) or a group (``#dev``). Known
 ``:alias:`` names in message text become emoji. Anything that cannot be parsed
@@ -34,15 +15,18 @@ raises :class:`CommandError` with a message meant for the user.
 from __future__ import annotations
 
 import difflib
+import enum
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from cim_cli.chat.emoji import ALIASES, replace_aliases
 
 __all__ = [
     "COMMANDS",
+    "MESSAGE_FORMS",
+    "Arg",
     "Broadcast",
     "Command",
     "CommandError",
@@ -61,9 +45,8 @@ __all__ = [
     "Search",
     "SendTo",
     "SetTarget",
-    "Suggestion",
     "Target",
-    "complete",
+    "find",
     "help_lines",
     "parse",
     "parse_target",
@@ -71,8 +54,8 @@ __all__ = [
     "valid_name",
 ]
 
-_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,32}\Z")
-_DURATION = re.compile(r"(?P<n>\d+(?:\.\d+)?|\.\d+)(?P<unit>[smhd]?)\Z")
+_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
+_DURATION = re.compile(r"(?P<n>\d+(?:\.\d+)?|\.\d+)(?P<unit>[smhd]?)")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_DELAY_S = 30 * 86400
 
@@ -96,14 +79,19 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
-class Say:
+class Command:
+    """What a line asks for; the screen has one handler per subclass."""
+
+
+@dataclass(frozen=True, slots=True)
+class Say(Command):
     """Plain text: to the current target if one is set, else a broadcast."""
 
     body: str
 
 
 @dataclass(frozen=True, slots=True)
-class SendTo:
+class SendTo(Command):
     """A message to a given user or group."""
 
     target: Target
@@ -111,21 +99,21 @@ class SendTo:
 
 
 @dataclass(frozen=True, slots=True)
-class Broadcast:
+class Broadcast(Command):
     """A message to every online user (used when plain text has no target)."""
 
     body: str
 
 
 @dataclass(frozen=True, slots=True)
-class SetTarget:
+class SetTarget(Command):
     """``:to``: the default target of plain text; ``None`` means broadcast."""
 
     target: Target | None
 
 
 @dataclass(frozen=True, slots=True)
-class GroupCreate:
+class GroupCreate(Command):
     """``:g create NAME USERS..``."""
 
     name: str
@@ -133,7 +121,7 @@ class GroupCreate:
 
 
 @dataclass(frozen=True, slots=True)
-class GroupMembers:
+class GroupMembers(Command):
     """``:g add`` / ``:g remove``: change a group's members."""
 
     name: str
@@ -142,19 +130,19 @@ class GroupMembers:
 
 
 @dataclass(frozen=True, slots=True)
-class GroupList:
+class GroupList(Command):
     """``:g list``: my groups and their members."""
 
 
 @dataclass(frozen=True, slots=True)
-class History:
+class History(Command):
     """``:h``: recent messages with a target (``None``: the current target)."""
 
     target: Target | None
 
 
 @dataclass(frozen=True, slots=True)
-class Search:
+class Search(Command):
     """``:q``: server-side search; ``target`` ``None`` means the current target, else everywhere."""
 
     keyword: str
@@ -162,7 +150,7 @@ class Search:
 
 
 @dataclass(frozen=True, slots=True)
-class Delay:
+class Delay(Command):
     """``:delay``: send ``body`` to ``target`` after ``seconds``."""
 
     seconds: float
@@ -175,108 +163,283 @@ class Delay:
 
 
 @dataclass(frozen=True, slots=True)
-class EmojiPage:
+class EmojiPage(Command):
     """``:emoji [PAGE]``."""
 
     page: int = 1
 
 
 @dataclass(frozen=True, slots=True)
-class Online:
+class Online(Command):
     """``:olu`` (``prefix`` empty) and ``:pu PREFIX``."""
 
     prefix: str = ""
 
 
 @dataclass(frozen=True, slots=True)
-class Info:
+class Info(Command):
     """``:info``."""
 
 
 @dataclass(frozen=True, slots=True)
-class Help:
+class Help(Command):
     """``:help`` / ``:all``."""
 
 
 @dataclass(frozen=True, slots=True)
-class Quit:
+class Quit(Command):
     """``:q!``."""
 
 
-Command = (
-    Say
-    | SendTo
-    | Broadcast
-    | SetTarget
-    | GroupCreate
-    | GroupMembers
-    | GroupList
-    | History
-    | Search
-    | Delay
-    | EmojiPage
-    | Online
-    | Info
-    | Help
-    | Quit
-)
+# ----- the command table ------------------------------------------------------------
+
+
+class Arg(enum.Enum):
+    """What completion offers for one argument of a command."""
+
+    NOTHING = "nothing"
+    TARGET = "target"
+    """An online user or one of my groups (``#name``)."""
+    USER = "user"
+    GROUP = "group"
+    USERS = "users"
+    """A user here and in every later position."""
 
 
 @dataclass(frozen=True, slots=True)
 class CommandSpec:
-    """One line of ``:help``: how it is typed and what it does."""
+    """One row of the table: a ``:command`` and everything derived from it.
 
+    ``parse(rest, usage)`` turns the rest of the line into the command (``usage`` is the
+    row's, for its error messages); a command that takes no argument gives the command
+    itself. ``subcommands`` are rows of their own
+    (``:g create``...): their first name is the word after this command's name,
+    and ``parse`` then handles any other word (``:g NAME text``).
+    """
+
+    names: tuple[str, ...]
+    """Typed after ``:``; the first one is the one ``:help`` shows, the others are aliases."""
     usage: str
-    description: str
+    help: str
+    parse: Callable[[str, str], Command] | Command
+    hint: str
+    """What completion shows next to the name."""
+    args: tuple[Arg, ...] = ()
+    subcommands: tuple[CommandSpec, ...] = ()
 
 
-COMMANDS: tuple[CommandSpec, ...] = (
-    CommandSpec("@user text", "private message to user"),
-    CommandSpec("user;;text", "private message to user"),
-    CommandSpec("#group text", "message to a group"),
-    CommandSpec("text", "to the current :to target, else to everyone online"),
-    CommandSpec("::text", "send text that starts with ':'"),
-    CommandSpec(":to [user|#group]", "set the target of plain text; no argument: everyone"),
-    CommandSpec(":g create NAME USER..", "create a group with these members (and me)"),
-    CommandSpec(":g add NAME USER..", "add members to a group"),
-    CommandSpec(":g remove NAME USER..", "remove members from a group"),
-    CommandSpec(":g list", "my groups and their members (also plain :g)"),
-    CommandSpec(":g NAME text", "message to a group (same as #NAME text)"),
-    CommandSpec(":h [user|#group]", "recent history (default: the current target)"),
-    CommandSpec(":q [@user|#group] KEYWORD", "search history: that conversation, the current target, or all"),
-    CommandSpec(":delay SECONDS TARGET text", "send later (SECONDS like 30, 1.5, 5m, 2h, 1d)"),
-    CommandSpec(":emoji [PAGE]", "a page of the :alias: -> emoji table"),
-    CommandSpec(":olu", "online users"),
-    CommandSpec(":pu PREFIX", "online users whose name starts with PREFIX"),
-    CommandSpec(":info", "user, node, last seq and connection state"),
-    CommandSpec(":help", "this list (also :all)"),
-    CommandSpec(":q!", "quit (also :quit, Ctrl-D, Ctrl-C)"),
+def _cmd_to(rest: str, usage: str) -> Command:
+    if not rest or rest in ("*", "all"):
+        return SetTarget(None)
+    target, extra = _split_word(rest)
+    if extra:
+        raise CommandError(f"usage: {usage} (one target; :to alone clears it)")
+    return SetTarget(parse_target(target))
+
+
+def _cmd_group_create(args: str, usage: str) -> Command:
+    return GroupCreate(*_group_and_users(args, usage, need_users=False))
+
+
+def _cmd_group_add(args: str, usage: str) -> Command:
+    name, users = _group_and_users(args, usage, need_users=True)
+    return GroupMembers(name, add=users)
+
+
+def _cmd_group_remove(args: str, usage: str) -> Command:
+    name, users = _group_and_users(args, usage, need_users=True)
+    return GroupMembers(name, remove=users)
+
+
+def _cmd_group_list(args: str, usage: str) -> Command:
+    if args:
+        raise CommandError(f"usage: {usage}")
+    return GroupList()
+
+
+def _cmd_group_send(rest: str, usage: str) -> Command:
+    """``:g`` alone lists my groups; ``:g NAME text`` sends to one."""
+    name, body = _split_word(rest)
+    if not name:
+        return GroupList()
+    target = _group_target(name.removeprefix("#"), usage)
+    return SendTo(target, _required_body(body, f":g {target.name} text"))
+
+
+def _group_and_users(args: str, usage: str, need_users: bool) -> tuple[str, tuple[str, ...]]:
+    words = args.split()
+    if not words or (need_users and len(words) < 2):
+        raise CommandError(f"usage: {usage}")
+    name = _group_target(words[0].removeprefix("#"), usage).name
+    users = tuple(dict.fromkeys(_user_target(w.removeprefix("@"), usage).name for w in words[1:]))
+    return name, users
+
+
+def _cmd_history(rest: str, usage: str) -> Command:
+    if not rest:
+        return History(None)
+    target, extra = _split_word(rest)
+    if extra:
+        raise CommandError(f"usage: {usage}")
+    return History(parse_target(target))
+
+
+def _cmd_search(rest: str, usage: str) -> Command:
+    first, after = _split_word(rest)
+    if first[:1] in ("@", "#") and after:
+        return Search(after, parse_target(first))
+    if not rest:
+        raise CommandError(f"usage: {usage} (quit is :q!)")
+    return Search(rest, None)
+
+
+def _cmd_delay(rest: str, usage: str) -> Command:
+    when, rest = _split_word(rest)
+    target, body = _split_word(rest)
+    if not when or not target:
+        raise CommandError(f"usage: {usage}")
+    return Delay(_duration(when), parse_target(target), _required_body(body, usage))
+
+
+def _duration(text: str) -> float:
+    match = _DURATION.fullmatch(text.lower())
+    if not match:
+        raise CommandError(f"bad delay {text!r}: use seconds, or a number ending in s, m, h or d")
+    seconds = float(match["n"]) * _UNIT_S[match["unit"]]
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_DELAY_S:
+        raise CommandError(f"bad delay {text!r}: it must be more than 0 and at most 30 days")
+    return seconds
+
+
+def _cmd_emoji(rest: str, usage: str) -> Command:
+    if not rest:
+        return EmojiPage()
+    if not rest.isdigit() or int(rest) < 1:
+        raise CommandError(f"usage: {usage} (PAGE is 1, 2, ...)")
+    return EmojiPage(int(rest))
+
+
+def _cmd_prefix(rest: str, usage: str) -> Command:
+    prefix = rest.removeprefix("@")
+    if not prefix or " " in prefix:
+        raise CommandError(f"usage: {usage}")
+    return Online(prefix)
+
+
+MESSAGE_FORMS: tuple[tuple[str, str], ...] = (
+    ("@user text", "private message to user"),
+    ("user;;text", "private message to user"),
+    ("#group text", "message to a group"),
+    ("text", "to the current :to target, else to everyone online"),
+    ("::text", "send text that starts with ':'"),
+)
+"""``(usage, help)`` of the lines that are messages, not commands (parsed by ``parse``)."""
+
+_SUB = "subcommand"
+# fmt: off
+_GROUP_SUBCOMMANDS = (
+    CommandSpec(
+        names=("create",), usage=":g create NAME USER..", hint=_SUB,
+        help="create a group with these members (and me)",
+        parse=_cmd_group_create, args=(Arg.NOTHING, Arg.USERS),
+    ),
+    CommandSpec(
+        names=("add",), usage=":g add NAME USER..", hint=_SUB,
+        help="add members to a group",
+        parse=_cmd_group_add, args=(Arg.GROUP, Arg.USERS),
+    ),
+    CommandSpec(
+        names=("remove",), usage=":g remove NAME USER..", hint=_SUB,
+        help="remove members from a group",
+        parse=_cmd_group_remove, args=(Arg.GROUP, Arg.USERS),
+    ),
+    CommandSpec(
+        names=("list",), usage=":g list", hint=_SUB,
+        help="my groups and their members (also plain :g)",
+        parse=_cmd_group_list,
+    ),
 )
 
-# Names typed after ':' and the one-line description shown by completion.
-_COMMAND_NAMES: dict[str, str] = {
-    "to": "set the target of plain text",
-    "g": "groups: create, add, remove, list, or NAME text",
-    "h": "recent history",
-    "q": "search history",
-    "delay": "send later",
-    "emoji": "emoji alias table",
-    "olu": "online users",
-    "pu": "online users by prefix",
-    "info": "user, node, seq, connection",
-    "help": "list commands",
-    "all": "list commands",
-    "q!": "quit",
-    "quit": "quit",
-}
-_GROUP_SUBCOMMANDS = ("create", "add", "remove", "list")
+COMMANDS: tuple[CommandSpec, ...] = (
+    CommandSpec(
+        names=("to",), usage=":to [user|#group]", hint="set the target of plain text",
+        help="set the target of plain text; no argument: everyone",
+        parse=_cmd_to, args=(Arg.TARGET,),
+    ),
+    CommandSpec(
+        names=("g",), usage=":g NAME text", hint="groups: create, add, remove, list, or NAME text",
+        help="message to a group (same as #NAME text)",
+        parse=_cmd_group_send, args=(Arg.GROUP,), subcommands=_GROUP_SUBCOMMANDS,
+    ),
+    CommandSpec(
+        names=("h",), usage=":h [user|#group]", hint="recent history",
+        help="recent history (default: the current target)",
+        parse=_cmd_history, args=(Arg.TARGET,),
+    ),
+    CommandSpec(
+        names=("q",), usage=":q [@user|#group] KEYWORD", hint="search history",
+        help="search history: that conversation, the current target, or all",
+        parse=_cmd_search,
+    ),
+    CommandSpec(
+        names=("delay",), usage=":delay SECONDS TARGET text", hint="send later",
+        help="send later (SECONDS like 30, 1.5, 5m, 2h, 1d)",
+        parse=_cmd_delay, args=(Arg.NOTHING, Arg.TARGET),
+    ),
+    CommandSpec(
+        names=("emoji",), usage=":emoji [PAGE]", hint="emoji alias table",
+        help="a page of the :alias: -> emoji table",
+        parse=_cmd_emoji,
+    ),
+    CommandSpec(
+        names=("olu",), usage=":olu", hint="online users",
+        help="online users",
+        parse=Online(),
+    ),
+    CommandSpec(
+        names=("pu",), usage=":pu PREFIX", hint="online users by prefix",
+        help="online users whose name starts with PREFIX",
+        parse=_cmd_prefix, args=(Arg.USER,),
+    ),
+    CommandSpec(
+        names=("info",), usage=":info", hint="user, node, seq, connection",
+        help="user, node, last seq and connection state",
+        parse=Info(),
+    ),
+    CommandSpec(
+        names=("help", "all"), usage=":help", hint="list commands",
+        help="this list (also :all)",
+        parse=Help(),
+    ),
+    CommandSpec(
+        names=("q!", "quit"), usage=":q!", hint="quit",
+        help="quit (also :quit, Ctrl-D, Ctrl-C)",
+        parse=Quit(),
+    ),
+)
+# fmt: on
+"""Every ``:command``, in the order ``:help`` shows them."""
+
+_BY_NAME: dict[str, CommandSpec] = {name: spec for spec in COMMANDS for name in spec.names}
 # Text smileys that start with ':' and a letter; never command names.
 _EMOTICONS = frozenset({"D", "P", "p", "O", "o", "S", "s", "X", "x", "3"})
 
 
+def find(name: str, table: tuple[CommandSpec, ...] = COMMANDS) -> CommandSpec | None:
+    """The row of ``table`` that ``name`` (or an alias) names exactly."""
+    return next((spec for spec in table if name in spec.names), None)
+
+
 def help_lines() -> list[tuple[str, str]]:
-    """``(usage, description)`` for every input form, in the order ``:help`` shows them."""
-    return [(spec.usage, spec.description) for spec in COMMANDS]
+    """``(usage, help)`` for every input form, in the order ``:help`` shows them."""
+    return [*MESSAGE_FORMS, *((spec.usage, spec.help) for spec in _rows(COMMANDS))]
+
+
+def _rows(table: tuple[CommandSpec, ...]) -> Iterator[CommandSpec]:
+    """Every row with its subcommands before it (``:g create`` .. ``:g list``, then ``:g NAME``)."""
+    for spec in table:
+        yield from spec.subcommands
+        yield spec
 
 
 # ----- parsing ------------------------------------------------------------------
@@ -290,7 +453,11 @@ def parse(line: str) -> Command | None:
     if text.startswith("::"):
         return Say(_body(text[1:]))
     if text.startswith(":") and _is_command(text):
-        return _parse_command(text[1:])
+        name, rest = _split_word(text[1:])
+        spec = _BY_NAME.get(name.lower())
+        if spec is None:
+            raise CommandError(_unknown(name))
+        return _run_parser(spec, name, rest)
     if text.startswith("@"):
         name, body = _split_word(text[1:], strip=False)
         return SendTo(_user_target(name, "@user text"), _required_body(body, f"@{name} text"))
@@ -298,9 +465,22 @@ def parse(line: str) -> Command | None:
         name, body = _split_word(text[1:], strip=False)
         return SendTo(_group_target(name, "#group text"), _required_body(body, f"#{name} text"))
     head, sep, body = text.partition(";;")
-    if sep and _NAME.match(head):
+    if sep and _NAME.fullmatch(head):
         return SendTo(Target(head), _required_body(body, f"{head};;text"))
     return Say(_body(text))
+
+
+def _run_parser(spec: CommandSpec, typed: str, rest: str) -> Command:
+    if spec.subcommands:
+        word, args = _split_word(rest)
+        sub = find(word, spec.subcommands) if word else None
+        if sub is not None:
+            return _run_parser(sub, word, args)
+    if isinstance(spec.parse, Command):
+        if rest:
+            raise CommandError(f"usage: :{typed.lower()} (it takes no argument)")
+        return spec.parse
+    return spec.parse(rest, spec.usage)
 
 
 def resolve(say: Say, target: Target | None) -> SendTo | Broadcast:
@@ -310,7 +490,7 @@ def resolve(say: Say, target: Target | None) -> SendTo | Broadcast:
 
 def valid_name(name: str) -> bool:
     """Whether ``name`` is a valid username or group name (1-32 of ``A-Z a-z 0-9 _ . -``)."""
-    return bool(_NAME.match(name))
+    return bool(_NAME.fullmatch(name))
 
 
 def parse_target(text: str) -> Target:
@@ -320,132 +500,12 @@ def parse_target(text: str) -> Target:
     return _user_target(text.removeprefix("@"), "user")
 
 
-def _parse_command(text: str) -> Command:
-    name, rest = _split_word(text)
-    handler = _HANDLERS.get(name.lower())
-    if handler is None:
-        raise CommandError(_unknown(name))
-    return handler(rest)
-
-
 def _unknown(name: str) -> str:
     if not name:
         return "a command name must follow ':' (type :help for the list, ::text to send ':text')"
-    close = difflib.get_close_matches(name.lower(), list(_COMMAND_NAMES), n=1)
+    close = difflib.get_close_matches(name.lower(), list(_BY_NAME), n=1)
     hint = f" -- did you mean :{close[0]}?" if close else ""
     return f"unknown command :{name}{hint} (type :help for the list)"
-
-
-def _cmd_to(rest: str) -> Command:
-    if not rest or rest in ("*", "all"):
-        return SetTarget(None)
-    target, extra = _split_word(rest)
-    if extra:
-        raise CommandError("usage: :to user|#group (one target; :to alone clears it)")
-    return SetTarget(parse_target(target))
-
-
-def _cmd_group(rest: str) -> Command:
-    sub, args = _split_word(rest)
-    if not sub or sub == "list":
-        if args:
-            raise CommandError("usage: :g list")
-        return GroupList()
-    if sub == "create":
-        name, users = _group_and_users(args, ":g create NAME USER..", need_users=False)
-        return GroupCreate(name, users)
-    if sub in ("add", "remove"):
-        name, users = _group_and_users(args, f":g {sub} NAME USER..", need_users=True)
-        return GroupMembers(name, add=users) if sub == "add" else GroupMembers(name, remove=users)
-    target = _group_target(sub.removeprefix("#"), ":g NAME text")
-    return SendTo(target, _required_body(args, f":g {target.name} text"))
-
-
-def _group_and_users(args: str, usage: str, need_users: bool) -> tuple[str, tuple[str, ...]]:
-    words = args.split()
-    if not words or (need_users and len(words) < 2):
-        raise CommandError(f"usage: {usage}")
-    name = _group_target(words[0].removeprefix("#"), usage).name
-    users = tuple(dict.fromkeys(_user_target(w.removeprefix("@"), usage).name for w in words[1:]))
-    return name, users
-
-
-def _cmd_history(rest: str) -> Command:
-    if not rest:
-        return History(None)
-    target, extra = _split_word(rest)
-    if extra:
-        raise CommandError("usage: :h [user|#group]")
-    return History(parse_target(target))
-
-
-def _cmd_search(rest: str) -> Command:
-    first, after = _split_word(rest)
-    if first[:1] in ("@", "#") and after:
-        return Search(after, parse_target(first))
-    if not rest:
-        raise CommandError("usage: :q [@user|#group] KEYWORD (quit is :q!)")
-    return Search(rest, None)
-
-
-def _cmd_delay(rest: str) -> Command:
-    usage = ":delay SECONDS user|#group text"
-    when, rest = _split_word(rest)
-    target, body = _split_word(rest)
-    if not when or not target:
-        raise CommandError(f"usage: {usage}")
-    return Delay(_duration(when), parse_target(target), _required_body(body, usage))
-
-
-def _duration(text: str) -> float:
-    match = _DURATION.match(text.lower())
-    if not match:
-        raise CommandError(f"bad delay {text!r}: use seconds, or a number ending in s, m, h or d")
-    seconds = float(match["n"]) * _UNIT_S[match["unit"]]
-    if not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_DELAY_S:
-        raise CommandError(f"bad delay {text!r}: it must be more than 0 and at most 30 days")
-    return seconds
-
-
-def _cmd_emoji(rest: str) -> Command:
-    if not rest:
-        return EmojiPage()
-    if not rest.isdigit() or int(rest) < 1:
-        raise CommandError("usage: :emoji [PAGE] (PAGE is 1, 2, ...)")
-    return EmojiPage(int(rest))
-
-
-def _cmd_prefix(rest: str) -> Command:
-    prefix = rest.removeprefix("@")
-    if not prefix or " " in prefix:
-        raise CommandError("usage: :pu PREFIX")
-    return Online(prefix)
-
-
-def _no_args(command: Command, usage: str) -> Callable[[str], Command]:
-    def handler(rest: str) -> Command:
-        if rest:
-            raise CommandError(f"usage: {usage} (it takes no argument)")
-        return command
-
-    return handler
-
-
-_HANDLERS = {
-    "to": _cmd_to,
-    "g": _cmd_group,
-    "h": _cmd_history,
-    "q": _cmd_search,
-    "delay": _cmd_delay,
-    "emoji": _cmd_emoji,
-    "pu": _cmd_prefix,
-    "olu": _no_args(Online(), ":olu"),
-    "info": _no_args(Info(), ":info"),
-    "help": _no_args(Help(), ":help"),
-    "all": _no_args(Help(), ":all"),
-    "q!": _no_args(Quit(), ":q!"),
-    "quit": _no_args(Quit(), ":quit"),
-}
 
 
 def _split_word(text: str, strip: bool = True) -> tuple[str, str]:
@@ -471,13 +531,13 @@ def _is_command(text: str) -> bool:
 
 
 def _user_target(name: str, usage: str) -> Target:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise CommandError(_bad_name("user", name, usage))
     return Target(name)
 
 
 def _group_target(name: str, usage: str) -> Target:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise CommandError(_bad_name("group", name, usage))
     return Target(name, group=True)
 
@@ -497,71 +557,3 @@ def _required_body(text: str, usage: str) -> str:
     if not body:
         raise CommandError(f"the message is empty (usage: {usage})")
     return body
-
-
-# ----- completion ---------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Suggestion:
-    """A completion: replace the last ``replace`` characters before the cursor with ``text``."""
-
-    text: str
-    replace: int
-    meta: str = ""
-
-
-def complete(before_cursor: str, users: Iterable[str], groups: Iterable[str]) -> list[Suggestion]:
-    """Completions for the text left of the cursor.
-
-    Commands after a leading ``:``, online users after ``@`` (or where a
-    command expects a user), my groups after ``#`` and in ``:g``, and emoji
-    aliases for a ``:word`` inside text.
-    """
-    words = before_cursor.split(" ")
-    word = words[-1]
-    if len(words) == 1 and word.startswith(":") and not word.startswith("::"):
-        found = _prefixed(word, (f":{n}" for n in _COMMAND_NAMES), _COMMAND_NAMES, ":")
-        return found or _emoji(word)
-    if word.startswith("@"):
-        return _prefixed(word, (f"@{u}" for u in users), {}, "@")
-    if word.startswith("#"):
-        return _prefixed(word, (f"#{g}" for g in groups), {}, "#")
-    if word.startswith(":") and len(word) > 1:
-        return _emoji(word)
-    return _argument(words, users, groups)
-
-
-def _argument(words: list[str], users: Iterable[str], groups: Iterable[str]) -> list[Suggestion]:
-    """A bare word in the argument position of a command."""
-    command, position, word = words[0].lower(), len(words) - 1, words[-1]
-    users, groups = list(users), list(groups)
-    targets = [*users, *(f"#{g}" for g in groups)]
-    if (command in (":to", ":h") and position == 1) or (command == ":delay" and position == 2):
-        return _prefixed(word, targets, {}, "")
-    if command == ":pu" and position == 1:
-        return _prefixed(word, users, {}, "")
-    if command == ":g":
-        if position == 1:
-            meta = dict.fromkeys(_GROUP_SUBCOMMANDS, "subcommand")
-            return _prefixed(word, [*_GROUP_SUBCOMMANDS, *groups], meta, "")
-        sub = words[1]
-        if sub in ("add", "remove", "create") and position == 2:
-            return [] if sub == "create" else _prefixed(word, groups, {}, "")
-        if sub in ("add", "remove", "create") and position > 2:
-            return _prefixed(word, users, {}, "")
-    return []
-
-
-def _prefixed(word: str, candidates: Iterable[str], meta: dict[str, str], strip: str) -> list[Suggestion]:
-    seen = dict.fromkeys(c for c in candidates if c.startswith(word) and c != word)
-    return [Suggestion(c, len(word), meta.get(c[len(strip) :], "")) for c in sorted(seen)]
-
-
-def _emoji(word: str) -> list[Suggestion]:
-    stem = word[1:].rstrip(":")
-    return [
-        Suggestion(f":{alias}:", len(word), emoji)
-        for alias, emoji in ALIASES.items()
-        if alias.startswith(stem) and f":{alias}:" != word
-    ]

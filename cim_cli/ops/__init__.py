@@ -1,1 +1,3 @@
-"""Operating a cluster: `cim up` (launcher, services) and `cim status`."""
+"""Operating a cluster: ``cim up`` (``launcher``: ``LocalCluster``; ``supervisor``: restarts;
+``services``: the processes; ``data_folder``: where the secret and API key are kept) and
+``cim status`` / ``cim push`` (``status``)."""

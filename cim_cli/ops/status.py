@@ -1,4 +1,9 @@
-"""``cim status`` and ``cim push``: operator commands over the route's API-key calls."""
+"""``cim status`` and ``cim push``: operator commands over the route's API-key calls.
+
+They need the route's URL and an API key. Against the local ``cim up`` neither
+has to be given: the URL defaults to where ``cim up`` puts the route, and the
+key is read from the data folder where ``cim up`` keeps it.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +11,44 @@ import asyncio
 import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
 
+from cim_cli.ops.data_folder import API_KEY_FILE, default_data_dir, read_kept
 from cim_client import AdminClient, CimApiError
+from shared.settings import DEFAULT_ROUTE_URL, api_keys
 
-__all__ = ["DEFAULT_ROUTE", "api_key_from", "format_nodes", "push", "route_from", "run_admin", "status"]
+__all__ = ["NoApiKey", "api_key_from", "format_nodes", "push", "route_from", "run_admin", "status"]
 
-DEFAULT_ROUTE = "http://127.0.0.1:8080"
+
+class NoApiKey(Exception):
+    """No API key was given and none could be read from the data folder; says what to do."""
 
 
 def route_from(flag: str | None, environ: Mapping[str, str]) -> str:
     """``--route``, else ``CIM_ROUTE_URL``, else the local default."""
-    return flag or environ.get("CIM_ROUTE_URL") or DEFAULT_ROUTE
+    return flag or environ.get("CIM_ROUTE_URL") or DEFAULT_ROUTE_URL
 
 
-def api_key_from(flag: str | None, environ: Mapping[str, str]) -> str | None:
-    """``--api-key``, else ``CIM_API_KEY``, else the first of ``CIM_API_KEYS``."""
-    if flag:
-        return flag
-    if environ.get("CIM_API_KEY"):
-        return environ["CIM_API_KEY"]
-    keys = [k.strip() for k in environ.get("CIM_API_KEYS", "").split(",") if k.strip()]
-    return keys[0] if keys else None
+def api_key_from(flag: str | None, environ: Mapping[str, str], data_dir: Path | None = None) -> str:
+    """``--api-key``, else ``CIM_API_KEY``, else the first of ``CIM_API_KEYS``, else the key
+    ``cim up`` keeps in ``data_dir`` (default: its default data folder). Raises ``NoApiKey``."""
+    given = flag or environ.get("CIM_API_KEY") or next(iter(api_keys(environ)), None)
+    if given:
+        return given
+    path = (data_dir or default_data_dir()) / API_KEY_FILE
+    try:
+        return read_kept(path)
+    except FileNotFoundError:
+        problem = f"no API key given and {path} does not exist"
+    except (OSError, ValueError) as exc:
+        problem = f"no API key given and {path} cannot be read ({exc})"
+    raise NoApiKey(
+        f"{problem}. Give one with --api-key KEY or CIM_API_KEY, or, for a local `cim up --data DIR`, "
+        f"pass --data DIR (cim up keeps its key in DIR/{API_KEY_FILE})"
+    )
 
 
 def _started(ms: Any) -> str:

@@ -1,8 +1,10 @@
-"""``cim up`` as a user runs it: a subprocess, its printed lines, SIGINT, nothing left behind."""
+"""``cim up`` as a user runs it: a subprocess, its printed lines, ``cim status``/``cim push``
+against it with no key given, its children restarted when they exit, SIGINT, nothing left behind."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from cim_client import AdminClient, Client
+from cim_client import AdminClient, CimApiError, Client
 from tests.harness import eventually
 
 PASSWORD = "password123"
@@ -36,6 +38,17 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
+def _program(pid: int) -> str:
+    """What ``pid`` runs: ``python -m MODULE`` or the program's name (its ``comm``)."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        if args[1:2] == [b"-m"]:
+            return f"python -m {args[2].decode()}"
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -52,6 +65,8 @@ class Up:
         self.env = env
         self.proc: asyncio.subprocess.Process | None = None
         self.lines: list[str] = []
+        self.pids: set[int] = set()
+        """Every pid it printed: the nodes' at start, then each restarted child's."""
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
@@ -75,6 +90,17 @@ class Up:
                 line = await self.proc.stdout.readline()
                 assert line, f"cim up ended early: {await self._stderr()}"
                 self.lines.append(line.decode().rstrip("\n"))
+        self.pids |= set(self.nodes.values())
+
+    async def report(self, timeout: float = 10.0) -> str:
+        """The next line on its standard error (the pid of a restarted child is noted)."""
+        assert self.proc is not None and self.proc.stderr is not None
+        async with asyncio.timeout(timeout):
+            line = (await self.proc.stderr.readline()).decode().rstrip("\n")
+        restarted = re.fullmatch(r"cim up: \S+ restarted \(pid (\d+)\)", line)
+        if restarted:
+            self.pids.add(int(restarted.group(1)))
+        return line
 
     async def _stderr(self) -> str:
         assert self.proc is not None and self.proc.stderr is not None
@@ -105,9 +131,39 @@ class Up:
             return code, await self._stderr()
 
     async def kill(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
+        """Whatever happened, leave no process: SIGTERM (cim up stops its children), then
+        SIGKILL for cim up and for whatever below it is left (its children have sessions of
+        their own, so nothing else would reach them once cim up is gone)."""
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        below = _descendants(self.proc.pid)
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(30):
+                await self.proc.wait()
+        except TimeoutError:
             self.proc.kill()
             await self.proc.wait()
+        for pid in below:
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+async def _cim(*args: str) -> tuple[int, str, str]:
+    """Run ``cim ARGS`` with no ``CIM_*`` variable; its exit code, stdout and stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cim_cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=_env(),
+    )
+    async with asyncio.timeout(30):
+        out, err = await proc.communicate()
+    return proc.returncode, out.decode(), err.decode()
 
 
 def _env() -> dict[str, str]:
@@ -150,12 +206,14 @@ async def test_up_prints_serves_and_stops_everything(tmp_path: Path) -> None:
             await alice.send("carol", "kept across a restart")
             await carol.close()
 
-        # A child that dies is reported on stderr; the others keep running.
-        os.kill(up.nodes["node-2"], signal.SIGKILL)
-        async with asyncio.timeout(10):
-            report = (await up.proc.stderr.readline()).decode()
-        assert re.match(rf"cim up: node-2 \(pid {up.nodes['node-2']}\) exited with -9", report), report
-        assert _alive(up.nodes["node-1"])
+        # With no key given, `cim status` and `cim push` read the one cim up keeps in --data.
+        where = ("--route", up.route_url, "--data", str(up.data))
+        code, out, err = await _cim("status", *where)
+        assert code == 0, err
+        assert [line.split()[0] for line in out.splitlines()[1:3]] == ["node-1", "node-2"]
+        code, out, err = await _cim("push", *where, "--to", "carol", "hi")
+        assert code == 0 and out.endswith("to 1 recipient(s)\n"), err
+        assert (tmp_path / "data" / "api_key").stat().st_mode & 0o777 == 0o600
 
         code, stderr = await up.interrupt()
         assert code == 0, stderr
@@ -172,7 +230,7 @@ async def test_up_prints_serves_and_stops_everything(tmp_path: Path) -> None:
             assert me.status_code == 200 and me.json()["username"] == "alice"
         async with Client(again.route_url, "carol", PASSWORD) as carol:
             await carol.connect()
-            assert (await carol.next_message(10)).body == "kept across a restart"
+            assert [(await carol.next_message(10)).body for _ in range(2)] == ["kept across a restart", "hi"]
         children = _descendants(again.proc.pid)
         code, stderr = await again.interrupt()
         assert code == 0, stderr
@@ -186,3 +244,73 @@ def _none_alive(pids: set[int]):
         return not any(_alive(p) for p in pids)
 
     return check
+
+
+async def test_up_restarts_whatever_exits_and_still_stops_everything(tmp_path: Path) -> None:
+    up = Up(tmp_path / "data", _env())
+    try:
+        await up.start()
+        children = _descendants(up.proc.pid)
+        async with AdminClient(up.route_url, up.api_key) as admin:
+            before = {n["id"]: n for n in await admin.nodes()}
+
+            async def back(node_id: str) -> dict | None:
+                """The node's record once a new process of that id announced itself."""
+                now = {n["id"]: n for n in await admin.nodes()}.get(node_id)
+                fresh = now and now["state"] == "up" and now["started_at"] > before[node_id]["started_at"]
+                return now if fresh else None
+
+            # SIGKILL: reported, restarted after 1 s with the same id, back in GET /nodes within 5 s.
+            killed = up.nodes["node-2"]
+            os.kill(killed, signal.SIGKILL)
+            assert await up.report() == (
+                f"cim up: node-2 (pid {killed}) exited (code -9); restarting in 1 s "
+                f"(log: {up.data / 'logs' / 'node-2.log'})"
+            )
+            await eventually(lambda: back("node-2"), timeout=5, what="node-2 back")
+            assert re.fullmatch(r"cim up: node-2 restarted \(pid \d+\)", await up.report())
+            assert _alive(up.nodes["node-1"]) and killed not in _descendants(up.proc.pid)
+
+            # Drained: the node exits 0 once empty, and a fresh one takes its place.
+            await admin.drain("node-1")
+            assert re.fullmatch(
+                rf"cim up: node-1 \(pid {up.nodes['node-1']}\) exited \(code 0\); restarting in 1 s .*",
+                await up.report(timeout=20),
+            )
+            await eventually(lambda: back("node-1"), timeout=10, what="node-1 back")
+            assert re.fullmatch(r"cim up: node-1 restarted \(pid \d+\)", await up.report())
+            assert {n["id"] for n in await admin.nodes()} == {"node-1", "node-2"}
+
+        # The route, NATS and Redis likewise, on the same ports with the same data.
+        async with Client(up.route_url, "dora", PASSWORD) as dora:
+            await dora.register()
+        servers = {_program(pid): pid for pid in _descendants(up.proc.pid)}
+        for pid in (servers["nats-server"], servers["redis-server"], servers["python -m cim_route"]):
+            os.kill(pid, signal.SIGKILL)
+        reports = [await up.report() for _ in range(6)]
+        for name in ("route", "nats", "redis"):
+            assert any(r.startswith(f"cim up: {name} (pid ") and "(code -9)" in r for r in reports), reports
+            assert any(re.fullmatch(rf"cim up: {name} restarted \(pid \d+\)", r) for r in reports), reports
+        async with Client(up.route_url, "dora", PASSWORD) as dora:
+
+            async def logs_in() -> bool:
+                """True once the login works; 503 or no answer while the cluster recovers."""
+                try:
+                    await dora.login()
+                except httpx.TransportError:
+                    return False
+                except CimApiError as exc:
+                    if exc.status != 503:
+                        raise
+                    return False
+                return True
+
+            await eventually(logs_in, timeout=15, what="dora logs in again (her user survived)")
+
+        children |= _descendants(up.proc.pid)
+        assert len(up.pids) == 7 and up.pids <= children
+        code, stderr = await up.interrupt()
+        assert code == 0, stderr
+        await eventually(_none_alive(children), timeout=10, what="no child left")
+    finally:
+        await up.kill()

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 
-from cim_cli.main import build_parser, process_env
+from cim_cli.main import build_parser, main, process_env
 from cim_cli.ops import status
+from cim_cli.ops.data_folder import kept_secret
 from cim_client import Client
-from tests.client.test_client import PASSWORD, cluster  # noqa: F401 - the module-scoped cluster fixture
 from tests.harness import API_KEY, Cluster
+
+PASSWORD = "password123"
 
 
 def test_process_flags_become_cim_variables() -> None:
@@ -38,8 +41,35 @@ def test_admin_settings_come_from_flags_then_environment() -> None:
     assert status.route_from(None, {}) == "http://127.0.0.1:8080"
 
 
-@pytest.mark.asyncio(loop_scope="module")
-async def test_status_and_push(cluster: Cluster) -> None:  # noqa: F811
+def test_with_no_key_given_the_one_cim_up_keeps_is_used(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # cim up's default data folder
+    (tmp_path / "xdg" / "cim").mkdir(parents=True)
+    default_key = kept_secret(tmp_path / "xdg" / "cim" / "api_key", 24)
+    (tmp_path / "other").mkdir()
+    other_key = kept_secret(tmp_path / "other" / "api_key", 24)
+    assert status.api_key_from(None, {}) == default_key
+    assert status.api_key_from(None, {}, tmp_path / "other") == other_key
+    assert status.api_key_from(None, {"CIM_API_KEYS": "k1"}, tmp_path / "other") == "k1"
+    assert (tmp_path / "other" / "api_key").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("command", [["status"], ["push", "--to", "bob", "hi"]])
+def test_no_key_anywhere_says_what_to_do_and_exits_2(
+    command: list[str], tmp_path: Path, monkeypatch, capsys
+) -> None:
+    for var in ("CIM_API_KEY", "CIM_API_KEYS"):
+        monkeypatch.delenv(var, raising=False)
+    assert main([*command, "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"cim: no API key given and {tmp_path / 'api_key'} does not exist.")
+    assert "--api-key KEY or CIM_API_KEY" in err and "--data DIR" in err
+
+    (tmp_path / "api_key").write_text("\n")
+    assert main([*command, "--data", str(tmp_path)]) == 2
+    assert "cannot be read" in capsys.readouterr().err
+
+
+async def test_status_and_push(cluster: Cluster) -> None:
     async with Client(cluster.route_url, "pam", PASSWORD) as pam:
         await pam.register()
         await pam.connect()

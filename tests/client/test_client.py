@@ -1,45 +1,29 @@
-"""The SDK against a real cluster: nats-server, redis-server, the route and two nodes.
+"""``Client`` (cim_client/_client.py) against a real cluster: nats-server, redis-server, the
+route and two nodes, and against a mock route where a real one cannot be made to answer so.
 
-One cluster serves the whole module (every test uses its own usernames); the
-tests that kill a node are in test_client_faults.py with a cluster each.
+One cluster serves the real-cluster tests of this module (every test uses its own
+usernames); the tests that kill a node are in test_client_faults.py with a cluster each.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
+import httpx
 import pytest
-import pytest_asyncio
 
 from cim_client import AdminClient, CimApiError, Client, ConnectionState, Message
-from tests.conftest import SECRET
+from tests.client import helpers
+from tests.client.fakes import FakeNode, FakeRoute, make_client
+from tests.client.helpers import PASSWORD, user
 from tests.harness import API_KEY, Cluster
 
-PASSWORD = "password123"
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+cluster = helpers.cluster
+"""One cluster for the real-cluster tests of this module; they run in the module's loop."""
+on_cluster = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
-    async with Cluster(tmp_path_factory.mktemp("sdk"), secret=SECRET) as c:
-        await c.start(nodes=2)
-        yield c
-
-
-@asynccontextmanager
-async def user(cluster: Cluster, name: str, **kwargs: object) -> AsyncIterator[Client]:
-    """A registered, connected client that is closed afterwards."""
-    client = Client(cluster.route_url, name, PASSWORD, backoff_min=0.05, backoff_max=0.5, **kwargs)
-    try:
-        await client.register()
-        await client.connect()
-        yield client
-    finally:
-        await client.close()
-
-
+@on_cluster
 async def test_send_and_receive_both_ways(cluster: Cluster) -> None:
     async with user(cluster, "alice") as alice, user(cluster, "bob") as bob:
         assert alice.state is ConnectionState.READY and alice.node is not None
@@ -62,6 +46,7 @@ async def test_send_and_receive_both_ways(cluster: Cluster) -> None:
         assert [m.body for m in await alice.history(with_user="bob")] == ["hi alice", "hello bob"]
 
 
+@on_cluster
 async def test_register_twice_is_username_taken(cluster: Cluster) -> None:
     async with user(cluster, "carol") as carol:
         with pytest.raises(CimApiError) as info:
@@ -69,6 +54,7 @@ async def test_register_twice_is_username_taken(cluster: Cluster) -> None:
         assert (info.value.status, info.value.code) == (409, "username_taken")
 
 
+@on_cluster
 async def test_groups_and_push(cluster: Cluster) -> None:
     async with user(cluster, "ann") as ann, user(cluster, "ben") as ben:
         assert set((await ann.create_group("team", ["ben"]))["members"]) == {"ann", "ben"}
@@ -84,6 +70,7 @@ async def test_groups_and_push(cluster: Cluster) -> None:
             assert {n["id"] for n in await admin.nodes()} == {"node-1", "node-2"}
 
 
+@on_cluster
 async def test_replay_after_last_seq_and_dedupe(cluster: Cluster) -> None:
     # erin is offline: messages are stored, then replayed after the last_seq she says she holds.
     sender = Client(cluster.route_url, "frank", PASSWORD)
@@ -103,6 +90,7 @@ async def test_replay_after_last_seq_and_dedupe(cluster: Cluster) -> None:
         await sender.close()
 
 
+@on_cluster
 async def test_duplicate_login_kicks_the_older(cluster: Cluster) -> None:
     kicks: list[str] = []
     async with user(cluster, "kate", on_kick=kicks.append) as old:
@@ -117,6 +105,7 @@ async def test_duplicate_login_kicks_the_older(cluster: Cluster) -> None:
             await new.close()
 
 
+@on_cluster
 async def test_logout_closes_the_session(cluster: Cluster) -> None:
     kicks: list[str] = []
     async with user(cluster, "liam", on_kick=kicks.append) as liam:
@@ -125,8 +114,39 @@ async def test_logout_closes_the_session(cluster: Cluster) -> None:
         assert kicks == ["logout"]
 
 
+@on_cluster
 async def test_on_message_callback(cluster: Cluster) -> None:
     seen: asyncio.Queue[Message] = asyncio.Queue(10)
     async with user(cluster, "mia") as sender, user(cluster, "ned", on_message=seen.put_nowait):
         await sender.send("ned", "cb")
         assert (await asyncio.wait_for(seen.get(), 5)).body == "cb"
+
+
+# ----- against a mock route -----------------------------------------------------------
+
+
+async def test_bad_credentials_on_connect_raise(node: FakeNode, route: FakeRoute) -> None:
+    route.scripted["/api/v1/login"] = [httpx.Response(401, json={"error": "bad_credentials", "detail": "no"})]
+    client = make_client(route)
+    with pytest.raises(CimApiError) as info:
+        await client.connect()
+    assert info.value.code == "bad_credentials"
+    assert client.state is ConnectionState.CLOSED
+    await client.close()
+
+
+async def test_connect_after_login_uses_that_login(node: FakeNode, route: FakeRoute) -> None:
+    """One /login per start: the round-robin balancer must not be asked twice for one session."""
+    client = make_client(route)
+    try:
+        answer = await client.login()
+        await client.connect()
+        assert client.state is ConnectionState.READY and node.logins[0]["token"] == answer["token"]
+        assert [path for _, path, _ in route.calls] == ["/api/v1/login"]
+    finally:
+        await client.close()
+    await client.connect()  # a later session logs in afresh
+    try:
+        assert [path for _, path, _ in route.calls] == ["/api/v1/login", "/api/v1/login"]
+    finally:
+        await client.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cim_client import ConnectionState
-from tests.client.test_client import user
+from tests.client.helpers import user
 from tests.harness import Cluster
 
 

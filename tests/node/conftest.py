@@ -14,7 +14,6 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import nats
 import pytest
 import redis.asyncio as aioredis
 import uvloop
@@ -184,13 +183,6 @@ async def make_node(nats_service: Service, redis_service: Service, prefix: str) 
 @pytest.fixture
 async def node(make_node: NodeFactory) -> NodeServer:
     return await make_node()
-
-
-@pytest.fixture
-async def nc(nats_service: Service) -> AsyncIterator[NatsClient]:
-    client = await nats.connect(nats_service.url)
-    yield client
-    await client.close()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import nats
 import pytest
 from nats.aio.client import Client as Nats
 from nats.aio.subscription import Subscription
@@ -123,13 +122,6 @@ async def make_route(nats_service: Service, redis_service: Service, prefix: str)
 @pytest.fixture
 async def route(make_route: MakeRoute) -> RouteUnderTest:
     return await make_route()
-
-
-@pytest.fixture
-async def nc(nats_service: Service) -> AsyncIterator[Nats]:
-    client = await nats.connect(nats_service.url)
-    yield client
-    await client.close()
 
 
 async def next_payload(sub: Subscription, timeout: float = 2.0) -> dict[str, Any]:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from shared.inbox import read_after
 from shared.registry import NodeState
-from tests.harness import eventually
+from tests.harness import envelope, eventually
 from tests.route.conftest import PASSWORD, RouteUnderTest, next_payload, node_id, settle
-from tests.route.test_app import envelope
 
 
 async def test_push_to_list_is_stored(route: RouteUnderTest, nc) -> None:

@@ -5,15 +5,8 @@ from __future__ import annotations
 import pytest
 
 from cim_cli.ops.services import free_port
-from tests.harness import eventually
+from tests.harness import envelope, eventually
 from tests.route.conftest import PASSWORD, MakeRoute, RouteUnderTest, next_payload
-
-
-def envelope(resp, status: int, code: str) -> None:
-    assert resp.status_code == status, resp.text
-    body = resp.json()
-    assert body["error"] == code, body
-    assert isinstance(body["detail"], str) and body["detail"]
 
 
 async def test_healthz_readyz_metrics_openapi(route: RouteUnderTest) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from shared.inbox import read_after
 from shared.settings import RateLimit
+from tests.harness import envelope
 from tests.route.conftest import RouteUnderTest, next_payload, node_id, settle
-from tests.route.test_app import envelope
 
 
 async def test_create_list_and_members(route: RouteUnderTest) -> None:

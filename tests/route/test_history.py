@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from tests.harness import envelope
 from tests.route.conftest import RouteUnderTest
-from tests.route.test_app import envelope
 
 
 async def test_direct_history(route: RouteUnderTest) -> None:

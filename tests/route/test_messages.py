@@ -11,8 +11,8 @@ import pytest
 from cim_route import auth
 from shared.inbox import read_after
 from shared.settings import RateLimit
+from tests.harness import envelope
 from tests.route.conftest import MakeRoute, RouteUnderTest, next_payload, settle
-from tests.route.test_app import envelope
 
 
 async def test_offline_recipient_is_stored(route: RouteUnderTest) -> None:

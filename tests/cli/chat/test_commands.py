@@ -1,12 +1,12 @@
-"""Parsing of chat input (cim_cli.chat.commands) and the emoji table: pure unit tests."""
+"""The command table and the parsing of chat input (cim_cli/chat/commands.py): pure unit tests."""
 
 from __future__ import annotations
 
 import pytest
 
-from cim_cli.chat import emoji
 from cim_cli.chat.commands import (
     COMMANDS,
+    MESSAGE_FORMS,
     Broadcast,
     CommandError,
     Delay,
@@ -23,9 +23,7 @@ from cim_cli.chat.commands import (
     Search,
     SendTo,
     SetTarget,
-    Suggestion,
     Target,
-    complete,
     help_lines,
     parse,
     parse_target,
@@ -189,8 +187,10 @@ def test_targets() -> None:
 
 def test_help_lists_every_command_once_with_a_description() -> None:
     lines = help_lines()
-    assert len(lines) == len(COMMANDS)
+    rows = [*COMMANDS, *(sub for spec in COMMANDS for sub in spec.subcommands)]
+    assert len(lines) == len(MESSAGE_FORMS) + len(rows)
     usages = [usage for usage, _ in lines]
+    assert len(set(usages)) == len(usages)
     for needed in ("@user", "user;;text", ":to", ":g create", ":g add", ":g remove", ":g list", ":g NAME"):
         assert any(u.startswith(needed) for u in usages), needed
     for needed in (":h", ":q [", ":delay", ":emoji", ":olu", ":pu", ":info", ":help", ":q!"):
@@ -218,81 +218,10 @@ def test_every_help_command_parses() -> None:
             assert parse(samples.get(usage, usage)) is not None, usage
 
 
-# ----- completion -----------------------------------------------------------------
-
-USERS = ["alice", "albert", "bob"]
-GROUPS = ["dev", "design", "ops"]
-
-
-def texts(suggestions: list[Suggestion]) -> list[str]:
-    return [s.text for s in suggestions]
-
-
-def test_complete_commands() -> None:
-    found = complete(":o", USERS, GROUPS)
-    assert texts(found) == [":olu"]
-    assert found[0].replace == 2 and found[0].meta == "online users"
-    assert texts(complete(":q", USERS, GROUPS)) == [":q!", ":quit"]
-    assert ":delay" in texts(complete(":", USERS, GROUPS))
-
-
-def test_complete_users_after_at() -> None:
-    assert texts(complete("@al", USERS, GROUPS)) == ["@albert", "@alice"]
-    assert complete("@al", USERS, GROUPS)[0].replace == 3
-    assert texts(complete("@", USERS, GROUPS)) == ["@albert", "@alice", "@bob"]
-    assert texts(complete("hey @b", USERS, GROUPS)) == ["@bob"]
-    assert texts(complete("@bob", USERS, GROUPS)) == []
-    assert texts(complete(":to @b", USERS, GROUPS)) == ["@bob"]
-
-
-def test_complete_groups_after_hash() -> None:
-    assert texts(complete("#de", USERS, GROUPS)) == ["#design", "#dev"]
-    assert texts(complete(":to #o", USERS, GROUPS)) == ["#ops"]
-
-
-def test_complete_command_arguments() -> None:
-    assert texts(complete(":to b", USERS, GROUPS)) == ["bob"]
-    assert texts(complete(":h ", USERS, GROUPS)) == ["#design", "#dev", "#ops", "albert", "alice", "bob"]
-    assert texts(complete(":delay 5 a", USERS, GROUPS)) == ["albert", "alice"]
-    assert texts(complete(":delay 5 bob a", USERS, GROUPS)) == []
-    assert texts(complete(":pu a", USERS, GROUPS)) == ["albert", "alice"]
-    assert texts(complete(":g ", USERS, GROUPS)) == [
-        "add",
-        "create",
-        "design",
-        "dev",
-        "list",
-        "ops",
-        "remove",
-    ]
-    assert complete(":g c", USERS, GROUPS) == [Suggestion("create", 1, "subcommand")]
-    assert texts(complete(":g add d", USERS, GROUPS)) == ["design", "dev"]
-    assert texts(complete(":g add dev a", USERS, GROUPS)) == ["albert", "alice"]
-    assert texts(complete(":g create new b", USERS, GROUPS)) == ["bob"]
-    assert texts(complete(":g create d", USERS, GROUPS)) == []
-    assert texts(complete(":g dev hello b", USERS, GROUPS)) == []
-    assert texts(complete("plain words", USERS, GROUPS)) == []
-
-
-def test_complete_emoji_aliases() -> None:
-    found = complete("nice :tad", USERS, GROUPS)
-    assert texts(found) == [":tada:"] and found[0].replace == 4 and found[0].meta == "\U0001f389"
-    assert texts(complete(":smil", USERS, GROUPS)) == [":smile:", ":smiley:"]
-    assert complete("x :tada:", USERS, GROUPS) == []
-
-
-# ----- emoji table ----------------------------------------------------------------
-
-
-def test_emoji_pages_cover_the_table() -> None:
-    pages = [emoji.page(n) for n in range(1, emoji.page_count() + 1)]
-    assert all(len(p) == emoji.PAGE_SIZE for p in pages[:-1])
-    assert 0 < len(pages[-1]) <= emoji.PAGE_SIZE
-    assert sum(len(p) for p in pages) == len(emoji.ALIASES)
-    assert emoji.page(emoji.page_count() + 1) == [] and emoji.page(0) == []
-
-
-def test_emoji_replace() -> None:
-    assert emoji.replace_aliases(":fire::fire:") == "\U0001f525\U0001f525"
-    assert emoji.replace_aliases("a:b:c") == "a:b:c"
-    assert emoji.replace_aliases(":FIRE:") == ":FIRE:"
+def test_a_command_is_one_row_with_its_names_usage_and_parser() -> None:
+    names = [name for spec in COMMANDS for name in spec.names]
+    assert len(names) == len(set(names))
+    for spec in COMMANDS:
+        assert spec.usage.startswith(f":{spec.names[0]}") and spec.help and spec.hint, spec.names
+        for sub in spec.subcommands:
+            assert sub.usage.startswith(f":{spec.names[0]} {sub.names[0]}"), sub.usage

@@ -1,4 +1,4 @@
-"""The real ``cim chat`` in a pseudo-terminal (pexpect) against a real cluster.
+"""The real ``cim chat`` (app.py and all its parts) in a pseudo-terminal (pexpect) against a real cluster.
 
 Each chat is its own process with its own ``CIM_HOME``; the password comes
 from ``CIM_PASSWORD``. Output is matched through the ANSI styling that
@@ -145,22 +145,27 @@ def chats(tmp_path: Path):
         chat.close()
 
 
-async def connected(chat: Chat) -> None:
-    await chat.expect(f"connected as {chat.user} to node")
+async def connected(chat: Chat) -> str:
+    """Wait for the chat's greeting and prompt; the id of the node it says it is on."""
+    node = (await chat.expect(re.compile(f"connected as {chat.user} to node (\\S+) "))).group(1)
     await chat.expect(styled("all", ">"))
+    return node
 
 
-async def test_two_chats_talk_both_ways_tab_completes_and_quit(cluster: Cluster, chats) -> None:
+async def test_two_fresh_chats_land_on_two_nodes_talk_both_ways_tab_completes_and_quit(
+    cluster: Cluster, chats
+) -> None:
     await cluster.register("bob", PASSWORD)
     bob = chats("bob", cluster.route_url)
-    await connected(bob)
+    bob_node = await connected(bob)
 
     # alice is new: the chat offers to register her.
     alice = chats("alice", cluster.route_url)
     await alice.expect("register it now?")
     await alice.line("y")
     await alice.expect("registered 'alice'")
-    await connected(alice)
+    # One /login per start: the round-robin balancer puts two fresh chats on the two nodes.
+    assert await connected(alice) != bob_node
     await alice.expect(re.compile(r"alice @ node-\d \|" + _ANSI + "connected" + _ANSI + r"\| to: everyone"))
 
     await alice.line("@bob hello bob")

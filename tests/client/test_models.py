@@ -1,0 +1,27 @@
+"""The values of cim_client/_models.py, built from what the route and the nodes send."""
+
+from __future__ import annotations
+
+from cim_client import ConnectionState, Message, NodeAddress, SendResult
+
+
+def test_message_from_a_frame_and_from_a_history_item() -> None:
+    frame = {"t": "msg", "id": "m1", "seq": 3, "kind": "group", "from": "bob", "to": "dev", "body": "hi"}
+    msg = Message.from_wire({**frame, "ts": 9, "group": "dev"})
+    assert msg == Message("m1", 3, "group", "bob", "dev", "hi", 9, "dev")
+    unstored = Message.from_wire({"id": "b1", "seq": None, "kind": "broadcast", "from": "a", "body": "x"})
+    assert (unstored.seq, unstored.ts, unstored.to, unstored.group) == (0, 0, "", None)
+
+
+def test_send_result_and_node_address() -> None:
+    assert SendResult.from_wire({"id": "x", "seq": 4, "ts": 5, "status": "stored"}) == SendResult(
+        "x", 4, 5, "stored"
+    )
+    delayed = SendResult.from_wire({"id": "y", "seq": None, "ts": 5, "status": "scheduled", "due": 60})
+    assert (delayed.seq, delayed.due) == (None, 60)
+    node = NodeAddress.from_wire({"id": "node-1", "host": "h", "port": "7000"})
+    assert node == NodeAddress("node-1", "h", 7000)
+
+
+def test_connection_states_are_their_names() -> None:
+    assert [str(s) for s in ConnectionState] == ["connecting", "ready", "reconnecting", "closed"]
