@@ -96,6 +96,8 @@ def _origins(settings: NodeSettings) -> list[Origin | None] | None:
 class WebSocketLink(asyncio.Protocol, asyncio.Transport):
     """One WebSocket client: the socket's protocol and its ``Connection``'s transport."""
 
+    __slots__ = ("_conn", "_ws", "_tcp", "_json", "_parts", "_text", "_closing")
+
     def __init__(self, conn: ClientConnection, settings: NodeSettings) -> None:
         asyncio.Transport.__init__(self)
         self._conn = conn
@@ -159,6 +161,9 @@ class WebSocketLink(asyncio.Protocol, asyncio.Transport):
                 request.headers.get("Origin"),
             )
         self._ws.send_response(response)
+        # The protocol's parser generator keeps the request alive for the whole connection
+        # (a local of its frame); its headers are most of an idle connection's memory.
+        request.headers.clear()
 
     def _frame(self, frame: Frame) -> None:
         if frame.opcode is not Opcode.CONT:
