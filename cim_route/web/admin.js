@@ -133,7 +133,7 @@ async function drainNode(node) {
 }
 
 async function kickUser(name) {
-  const ok = await confirmed(`Kick ${name}?`, `${name}'s connection is closed and their tokens are revoked.`);
+  const ok = await confirmed(`Kick ${name}?`, `${name}'s connection is closed; their client stops and they have to log in again.`);
   if (!ok) return;
   await act(() => call("DELETE", `/sessions/${encodeURIComponent(name)}`, { auth: auth() }), `${name} was kicked`);
 }

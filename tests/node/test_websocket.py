@@ -145,6 +145,16 @@ async def test_unicode_bodies_survive_json(node: NodeServer, wsc, box: Inbox) ->
     assert await c.recv() == frame
 
 
+@pytest.mark.parametrize("size", [100, 1000, 70_000])  # the three header lengths of RFC 6455
+async def test_messages_of_every_size_arrive_whole(node: NodeServer, wsc, box: Inbox, size: int) -> None:
+    c = await wsc()
+    await c.login("alice")
+    frames = await box.store("alice", 2)
+    big = [{**frames[0], "body": "x" * size}, frames[1]]
+    await box.publish(node, big)
+    assert await c.recv_msgs(2) == big
+
+
 async def test_duplicate_login_kicks_the_older_over_either_transport(node: NodeServer, wsc, clients) -> None:
     first = await wsc(text=True)
     await first.login("alice")
