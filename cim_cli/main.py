@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measure throughput and latency")
     bench_sub = bench.add_subparsers(dest="scenario", required=True, metavar="SCENARIO")
-    p2p = bench_sub.add_parser("p2p", help="HTTP sends between random users, received over TCP")
+    p2p = bench_sub.add_parser("p2p", help="HTTP sends between random users, received over TCP or WebSocket")
     p2p.add_argument("--users", type=int, default=50)
     p2p.add_argument("--concurrency", type=int, default=32)
     p2p.add_argument("--duration", type=float, default=10.0, help="seconds of load")
@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     p2p.add_argument("--api-key", help="API key of --route's cluster (for its node list; optional)")
     p2p.add_argument("--nodes", type=int, default=2, help="nodes of the cluster it starts")
     p2p.add_argument("--baseline", action="store_true", help="also run a bare FastAPI -> NATS endpoint")
+    p2p.add_argument(
+        "--transport", choices=("tcp", "ws"), default="tcp", help="how the recipients hold their sessions"
+    )
     p2p.add_argument("--json", action="store_true", help="print the results as JSON too")
     return parser
 

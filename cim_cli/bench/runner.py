@@ -201,8 +201,11 @@ async def _bounded(calls: list[Callable[[], Awaitable[Any]]], limit: int) -> lis
     return await asyncio.gather(*(one(c) for c in calls))
 
 
-async def bench_p2p(route_url: str, users: int, concurrency: int, duration: float) -> BenchResult:
-    """Measure cim at ``route_url`` (users are created with fresh names each run)."""
+async def bench_p2p(
+    route_url: str, users: int, concurrency: int, duration: float, transport: str = "tcp"
+) -> BenchResult:
+    """Measure cim at ``route_url`` (users are created with fresh names each run); the
+    recipients hold their sessions over ``transport`` (``tcp`` or ``ws``)."""
     if users < 2:
         raise ValueError("--users must be at least 2")
     tracker = _Tracker()
@@ -213,7 +216,10 @@ async def bench_p2p(route_url: str, users: int, concurrency: int, duration: floa
         def on_message(msg: Message) -> None:
             tracker.receipt(msg.body)
 
-        clients = [Client(route_url, n, PASSWORD, http=http, on_message=on_message) for n in names]
+        clients = [
+            Client(route_url, name, PASSWORD, http=http, on_message=on_message, transport=transport)
+            for name in names
+        ]
         try:
             await _bounded([c.register for c in clients], SETUP_CONCURRENCY)
             await _bounded([c.connect for c in clients], SETUP_CONCURRENCY)
@@ -308,7 +314,9 @@ async def _bench(args: argparse.Namespace) -> list[BenchResult]:
     with tempfile.TemporaryDirectory(prefix="cim-bench-") as tmp:
         data = Path(tmp)
         if args.route:
-            results.append(await bench_p2p(args.route, args.users, args.concurrency, args.duration))
+            results.append(
+                await bench_p2p(args.route, args.users, args.concurrency, args.duration, args.transport)
+            )
         else:
             cluster = LocalCluster(
                 data,
@@ -323,7 +331,9 @@ async def _bench(args: argparse.Namespace) -> list[BenchResult]:
                     f"cluster: route {cluster.route_url}, {args.nodes} node(s)", file=sys.stderr, flush=True
                 )
                 results.append(
-                    await bench_p2p(cluster.route_url, args.users, args.concurrency, args.duration)
+                    await bench_p2p(
+                        cluster.route_url, args.users, args.concurrency, args.duration, args.transport
+                    )
                 )
             finally:
                 await cluster.stop()

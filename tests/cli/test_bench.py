@@ -29,3 +29,19 @@ async def test_bench_p2p_smoke() -> None:
         assert result["lost"] == 0 and result["duplicates"] == 0 and result["errors"] == {}
         assert 0 < result["p50_ms"] <= result["p99_ms"]
     assert sorted(cim["nodes"]) == ["node-1", "node-2"]
+
+
+async def test_bench_p2p_over_websockets_loses_nothing() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIM_")}
+    proc = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "cim_cli", "bench", "p2p", "--users", "4", "--concurrency", "4"],
+        *["--duration", "1", "--transport", "ws", "--json"],
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    async with asyncio.timeout(50):
+        out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    (cim,) = json.loads(out.decode().splitlines()[-1])
+    assert cim["sent"] > 0 and cim["delivered"] == cim["sent"] and cim["lost"] == 0
