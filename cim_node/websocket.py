@@ -88,7 +88,11 @@ class _ServerProtocol(ServerProtocol):
         super().fail(code, reason)
 
 
-def _origins(settings: NodeSettings) -> list[Origin | None] | None:
+Origins = list[Origin | None] | None
+
+
+def _origins(settings: NodeSettings) -> Origins:
+    """``CIM_WEB_ORIGINS`` as ``ServerProtocol`` takes it (None: any; None in it: no header)."""
     allowed = settings.allowed_origins
     if "*" in allowed:
         return None
@@ -100,19 +104,17 @@ class WebSocketLink(asyncio.Protocol, asyncio.Transport):
 
     __slots__ = ("_conn", "_ws", "_tcp", "_json", "_parts", "_text", "_closing")
 
-    def __init__(self, conn: ClientConnection, settings: NodeSettings) -> None:
+    def __init__(self, conn: ClientConnection, origins: Origins, max_frame: int) -> None:
+        """``origins``: the accepted ``Origin`` values (None among them: no header; ``origins``
+        None: any), one list shared by every link of a listener."""
         asyncio.Transport.__init__(self)
         self._conn = conn
-        self._ws = _ServerProtocol(
-            self._failed,
-            origins=_origins(settings),
-            max_size=settings.max_frame,
-            logger=_wire_log,
-        )
+        self._ws = _ServerProtocol(self._failed, origins=origins, max_size=max_frame, logger=_wire_log)
         self._tcp: asyncio.Transport | None = None
         self._json: bool | None = None
         """The answers' encoding, set by the client's first message: JSON if it was text."""
-        self._parts: list[bytes] = []
+        self._parts: list[bytes] | None = None
+        """The fragments of a message that came in several frames (rare; browsers send one)."""
         self._text = False
         self._closing = False
 
@@ -170,12 +172,12 @@ class WebSocketLink(asyncio.Protocol, asyncio.Transport):
     def _frame(self, frame: Frame) -> None:
         if frame.opcode is not Opcode.CONT:
             self._text = frame.opcode is Opcode.TEXT
-            self._parts.clear()
-        self._parts.append(frame.data)
-        if not frame.fin:
+            self._parts = None
+        if not frame.fin:  # the protocol keeps the whole message under max_size
+            self._parts = [*(self._parts or ()), frame.data]
             return
-        payload = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
-        self._parts.clear()
+        payload = frame.data if self._parts is None else b"".join([*self._parts, frame.data])
+        self._parts = None
         if self._json is None:
             self._json = self._text
         if self._text:
@@ -294,8 +296,9 @@ async def listen(
             "browsers' WebSocket handshakes will be refused",
             settings.node_id,
         )
+    origins = _origins(settings)
     return await loop.create_server(
-        lambda: WebSocketLink(make_connection(), settings),
+        lambda: WebSocketLink(make_connection(), origins, settings.max_frame),
         settings.node_host,
         settings.node_ws_port,
         backlog=4096,

@@ -136,6 +136,17 @@ async def test_answers_follow_the_encoding_of_the_login(node: NodeServer, wsc, b
     assert await c.recv() == {"t": "pong"}
 
 
+@pytest.mark.parametrize("text", [False, True], ids=["binary", "json"])
+async def test_a_message_in_fragments_is_one_frame(node: NodeServer, wsc, text: bool) -> None:
+    c = await wsc(text=text)
+    login = {"t": "login", "token": tokens.issue(SECRET, "alice", 60)[0]}
+    data = json.dumps(login) if text else msgpack.packb(login)
+    await c.ws.send([data[:5], data[5:20], data[20:]])  # three frames: first, continuation, last
+    assert (await c.recv())["t"] == "welcome"
+    await c.send({"t": "ping"})
+    assert await c.recv() == {"t": "pong"}
+
+
 async def test_unicode_bodies_survive_json(node: NodeServer, wsc, box: Inbox) -> None:
     c = await wsc(text=True)
     await c.login("alice")
