@@ -147,3 +147,26 @@ async def test_a_killed_node_shows_offline_then_recovers_with_nothing_lost(
         await expect(bodies(page)).to_have_text(["before", "during 0", "during 1", "during 2", "after"])
     web_cluster.nodes.pop(node)
     await web_cluster.add_node()
+
+
+async def test_phone_width_one_pane_at_a_time_and_nothing_moves(
+    open_page: OpenPage, web_cluster: Cluster
+) -> None:
+    me, friend = name("phone"), name("friend")
+    await web_cluster.create_user(friend, PASSWORD)
+    page = await open_page(width=390, height=760)
+    await sign_in(page, me)
+    await expect(page.locator("#chat")).to_be_hidden()  # the list alone
+    await open_chat(page, friend)
+    await expect(page.locator(".sidebar")).to_be_hidden()  # the conversation alone
+    composer = await page.locator("#message").bounding_box()
+    first_entry = await page.locator("#back").bounding_box()
+    async with Client(web_cluster.route_url, friend, PASSWORD) as sdk:
+        for i in range(3):
+            await sdk.send(me, f"incoming {i}")
+        await expect(bodies(page)).to_have_count(3)
+    assert await page.locator("#message").bounding_box() == composer  # no layout jump
+    assert await page.locator("#back").bounding_box() == first_entry
+    await page.keyboard.press("Escape")  # back to the list
+    await expect(page.locator(".sidebar")).to_be_visible()
+    await expect(conv(page, friend)).to_be_visible()
