@@ -100,3 +100,11 @@ async def say(page: Page, text: str) -> None:
     await page.press("#message", "Enter")
     sent = page.locator("#timeline li.msg.mine:not(.pending) .body", has_text=text)
     await expect(sent.last).to_be_visible()
+
+
+async def replace_node(cluster: Cluster, node_id: str) -> None:
+    """Put a fresh node in the place of ``node_id`` (killed or drained), so the next test has two."""
+    gone = cluster.nodes.pop(node_id, None)
+    if gone is not None and gone.alive:
+        await gone.kill()
+    await cluster.add_node()

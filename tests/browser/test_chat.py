@@ -8,7 +8,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from cim_client import Client
-from tests.browser.conftest import PASSWORD, OpenPage, name, open_chat, say, sign_in
+from tests.browser.conftest import PASSWORD, OpenPage, name, open_chat, replace_node, say, sign_in
 from tests.harness import Cluster
 
 pytestmark = pytest.mark.asyncio(loop_scope="package")
@@ -132,21 +132,22 @@ async def test_a_killed_node_shows_offline_then_recovers_with_nothing_lost(
     await sign_in(page, victim_user)
     node = re.search(r"connected · (\S+)", await page.locator("#status").inner_text()).group(1)
     await web_cluster.create_user(peer, PASSWORD)
+    status = page.locator("#status")
     async with Client(web_cluster.route_url, peer, PASSWORD) as sdk:
         await sdk.send(victim_user, "before")
         await expect(conv(page, peer).locator(".badge")).to_have_text("1")
-
-        await web_cluster.nodes[node].kill()
-        await expect(page.locator("#status")).not_to_have_attribute("data-state", "online")
-        during = [await sdk.send(victim_user, f"during {i}") for i in range(3)]
-        assert all(s.status in ("stored", "delivered") for s in during)
-        await expect(page.locator("#status")).to_have_attribute("data-state", "online", timeout=20_000)
-        await expect(page.locator("#status")).not_to_have_text(re.compile(node + "$"))
-        await sdk.send(victim_user, "after")
-        await conv(page, peer).click()
-        await expect(bodies(page)).to_have_text(["before", "during 0", "during 1", "during 2", "after"])
-    web_cluster.nodes.pop(node)
-    await web_cluster.add_node()
+        try:
+            await web_cluster.nodes[node].kill()
+            await expect(status).not_to_have_attribute("data-state", "online")
+            during = [await sdk.send(victim_user, f"during {i}") for i in range(3)]
+            assert all(s.status in ("stored", "delivered") for s in during)
+            await expect(status).to_have_text(re.compile("^connected · "), timeout=20_000)
+            await expect(status).not_to_have_text(re.compile(f"· {re.escape(node)}$"))
+            await sdk.send(victim_user, "after")
+            await conv(page, peer).click()
+            await expect(bodies(page)).to_have_text(["before", "during 0", "during 1", "during 2", "after"])
+        finally:
+            await replace_node(web_cluster, node)
 
 
 async def test_phone_width_one_pane_at_a_time_and_nothing_moves(
