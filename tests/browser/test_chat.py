@@ -171,3 +171,25 @@ async def test_phone_width_one_pane_at_a_time_and_nothing_moves(
     await page.keyboard.press("Escape")  # back to the list
     await expect(page.locator(".sidebar")).to_be_visible()
     await expect(conv(page, friend)).to_be_visible()
+
+
+async def test_a_node_that_joined_after_the_page_loaded_is_reached_after_a_reload(
+    open_page: OpenPage, web_cluster: Cluster
+) -> None:
+    """The page may open WebSockets only to the nodes listed when it was served (its CSP); sent
+    to a newer node, it reloads itself once (the session survives in sessionStorage)."""
+    page = await open_page()
+    await sign_in(page, name("newnode"))
+    await page.evaluate("window.loadedOnce = true")
+    old = sorted(web_cluster.nodes)
+    newer = await web_cluster.add_node()
+    for node_id in old:  # every node the page knows goes away: only the newer one takes logins
+        resp = await web_cluster.http.post(
+            web_cluster.api(f"/nodes/{node_id}/drain"), headers=web_cluster.admin_headers
+        )
+        assert resp.status_code == 202
+    await expect(page.locator("#status")).to_have_text(f"connected · {newer.name}", timeout=20_000)
+    assert await page.evaluate("window.loadedOnce") is None, "the page reloaded to reach the new node"
+    for node_id in old:
+        assert await web_cluster.nodes.pop(node_id).wait() == 0
+    await web_cluster.add_node()  # two nodes again for whatever runs next
