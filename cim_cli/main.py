@@ -27,6 +27,7 @@ _ROUTE_FLAGS = {
     "secret": "CIM_SECRET",
     "api_keys": "CIM_API_KEYS",
     "balancer": "CIM_BALANCER",
+    "workers": "CIM_ROUTE_WORKERS",
     "log_level": "CIM_LOG_LEVEL",
 }
 _NODE_FLAGS = {
@@ -52,6 +53,7 @@ def _add_process_flags(parser: argparse.ArgumentParser, kind: str) -> None:
     if kind == "route":
         parser.add_argument("--api-keys", help="CIM_API_KEYS (comma-separated)")
         parser.add_argument("--balancer", help="CIM_BALANCER")
+        parser.add_argument("--workers", type=int, help="processes sharing the port (CIM_ROUTE_WORKERS)")
     else:
         parser.add_argument("--node-id", help="CIM_NODE_ID ([a-z0-9-])")
         parser.add_argument("--advertise-host", help="CIM_ADVERTISE_HOST (what clients are told)")
@@ -84,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--route-port", type=int, default=8080, help="route port (default 8080, 0 = any free port)"
     )
     up.add_argument("--data", type=Path, help="data folder (default: the user's data directory)")
+    up.add_argument("--route-workers", type=int, help="route processes sharing its port (default 2)")
 
     _add_process_flags(sub.add_parser("route", help="run one route (HTTP API)"), "route")
     _add_process_flags(sub.add_parser("node", help="run one connection node"), "node")
@@ -100,20 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="nodes, connections and online users (API key)")
     _add_admin_flags(status)
 
-    bench = sub.add_parser("bench", help="measure throughput and latency")
-    bench_sub = bench.add_subparsers(dest="scenario", required=True, metavar="SCENARIO")
-    p2p = bench_sub.add_parser("p2p", help="HTTP sends between random users, received over TCP or WebSocket")
-    p2p.add_argument("--users", type=int, default=50)
-    p2p.add_argument("--concurrency", type=int, default=32)
-    p2p.add_argument("--duration", type=float, default=10.0, help="seconds of load")
-    p2p.add_argument("--route", help="an existing cluster's route URL (default: start one)")
-    p2p.add_argument("--api-key", help="API key of --route's cluster (for its node list; optional)")
-    p2p.add_argument("--nodes", type=int, default=2, help="nodes of the cluster it starts")
-    p2p.add_argument("--baseline", action="store_true", help="also run a bare FastAPI -> NATS endpoint")
-    p2p.add_argument(
-        "--transport", choices=("tcp", "ws"), default="tcp", help="how the recipients hold their sessions"
-    )
-    p2p.add_argument("--json", action="store_true", help="print the results as JSON too")
+    from cim_cli.bench.options import add_bench_arguments  # noqa: PLC0415 - argparse only, no load code
+
+    add_bench_arguments(sub.add_parser("bench", help="measure throughput, latency and CPU per message"))
     return parser
 
 
@@ -158,7 +150,7 @@ def _admin(args: argparse.Namespace) -> int:
 def _up(args: argparse.Namespace) -> int:
     from cim_cli.ops.launcher import run_up  # noqa: PLC0415
 
-    return run_up(args.nodes, args.route_port, args.data)
+    return run_up(args.nodes, args.route_port, args.data, args.route_workers)
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -16,7 +16,9 @@ from collections.abc import Callable
 
 from cim_node.server import NodeServer
 from shared.errors import SettingsError
+from shared.limits import raise_open_files
 from shared.settings import NodeSettings
+from shared.tasks import first_done
 
 try:
     import uvloop
@@ -33,6 +35,8 @@ def main() -> int:
         print(f"cim node: {exc}", file=sys.stderr)
         return 2
     settings.configure_logging()
+    limit = raise_open_files()
+    log.info("node %s: open files limit %d", settings.node_id, limit)
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop if uvloop else None
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(_run(settings))
@@ -57,27 +61,16 @@ async def _run(settings: NodeSettings) -> int:
         except Exception:
             log.exception("node %s could not start", settings.node_id)
             return 1
-        await _first(stop_asked, server.finished, timeout=None)
+        await first_done(stop_asked.wait(), server.finished.wait())
         if stop_asked.is_set():
             log.info("node %s: signal received, draining", settings.node_id)
             await server.drain()
-            await _first(server.finished, force, timeout=settings.drain_timeout_s + 5)
+            await first_done(server.finished.wait(), force.wait(), timeout=settings.drain_timeout_s + 5)
         return 0
     finally:
         await server.stop(timeout=10.0)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-
-
-async def _first(*events: asyncio.Event, timeout: float | None) -> None:
-    """Wait until one of ``events`` is set (or ``timeout`` passes)."""
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)
 
 
 if __name__ == "__main__":

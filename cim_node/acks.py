@@ -17,6 +17,7 @@ import logging
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from cim_node.batch import REDIS_TIMEOUT_S
 from cim_node.metrics import NodeMetrics
 from shared.keys import Keys
 from shared.scripts import Scripts
@@ -71,11 +72,12 @@ class AckCursors:
             return
         batch, self._dirty = self._dirty, {}
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
+            async with asyncio.timeout(REDIS_TIMEOUT_S), self._redis.pipeline(transaction=False) as pipe:
+                # EVALSHA queued directly: redis-py's script wrapper costs more than the command;
+                # Scripts.execute loads the script again if Redis lost it.
+                sha, key, retention = self._scripts.max_set.sha, self._keys.ack, self._retention_ms
                 for user, seq in batch.items():
-                    await self._scripts.max_set(
-                        keys=[self._keys.ack(user)], args=[seq, self._retention_ms], client=pipe
-                    )
+                    pipe.evalsha(sha, 1, key(user), seq, retention)
                 await self._scripts.execute(pipe)
         except (RedisError, OSError) as exc:
             self._metrics.redis_errors.inc()

@@ -15,6 +15,11 @@ a seq at or below it is a duplicate, a seq above ``delivered + 1`` waits
 the inbox is always right because the route stores a message before it
 publishes it, and seq n is stored only after seq n-1.
 
+The seq bookkeeping itself is ``SeqOrder`` (``cim_node.ordering``); the login
+deadline and the heartbeat silence are deadlines in the node's one
+``Sweeper``, not a timer per connection. A ``msg`` frame arrives encoded from
+the bus and is written as it came.
+
 Writes go to a list joined into one ``transport.write`` per loop turn. A
 connection whose unsent bytes would pass ``write_buffer`` is aborted (slow
 consumer): its messages stay in the inbox for its next login.
@@ -28,11 +33,14 @@ import enum
 import logging
 import socket
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from redis.exceptions import RedisError
 
-from shared import inbox, sessions, tokens
+from cim_node.context import NodeContext
+from cim_node.ordering import HeldFull, SeqOrder
+from shared import tokens
+from shared.bus import Item
 from shared.errors import FrameError, TokenError
 from shared.protocol import (
     ErrorCode,
@@ -44,9 +52,6 @@ from shared.protocol import (
     error_frame,
     kick_frame,
 )
-
-if TYPE_CHECKING:
-    from cim_node.server import NodeServer
 
 __all__ = ["Connection", "Phase"]
 
@@ -73,11 +78,10 @@ class Connection(asyncio.Protocol):
     """The node's side of one TCP client (an ``asyncio.Protocol``, one per socket)."""
 
     __slots__ = (
-        "node",
+        "ctx",
         "conn_id",
         "user",
         "phase",
-        "delivered",
         "acked",
         "transport",
         "_decoder",
@@ -86,33 +90,32 @@ class Connection(asyncio.Protocol):
         "_out_size",
         "_flush_handle",
         "_timer",
-        "_gap_handle",
         "_last_rx",
         "_task",
-        "_held",
+        "_order",
         "_syncing",
         "_resync",
         "_writable",
     )
 
-    def __init__(self, node: NodeServer) -> None:
-        self.node = node
-        self.conn_id = node.next_conn_id()
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+        self.conn_id = ctx.next_conn_id()
         self.user = ""
         self.phase = Phase.NEW
-        self.delivered = 0
         self.acked = 0
         self.transport: asyncio.Transport | None = None
-        self._decoder = FrameDecoder(node.settings.max_frame)
+        self._decoder = FrameDecoder(ctx.settings.max_frame)
         self._inbuf = b""
         self._out: list[bytes] = []
         self._out_size = 0
         self._flush_handle: asyncio.Handle | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._gap_handle: asyncio.TimerHandle | None = None
+        """The gap wait while live; the close grace once closed."""
         self._last_rx = 0.0
         self._task: asyncio.Task | None = None
-        self._held: dict[int, dict[str, Any]] | None = None
+        self._order: SeqOrder[Item] | None = None
+        """Created at login, with the seq the replay starts after."""
         self._syncing = False
         self._resync = False
         self._writable: asyncio.Event | None = None
@@ -120,26 +123,36 @@ class Connection(asyncio.Protocol):
     def __repr__(self) -> str:
         return f"<Connection {self.conn_id} user={self.user or '-'} {self.phase.name}>"
 
+    @property
+    def delivered(self) -> int:
+        """The highest seq written to this client (0 before login)."""
+        return self._order.delivered if self._order is not None else 0
+
     # ----- asyncio.Protocol -----------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        ctx = self.ctx
         # uvloop's TCPTransport does not subclass asyncio.Transport; it has the same methods.
         self.transport = cast(asyncio.Transport, transport)
         # Above half the hard limit the replay waits for the peer to read (pause_writing).
-        self.transport.set_write_buffer_limits(high=self.node.settings.write_buffer // 2)
+        self.transport.set_write_buffer_limits(high=ctx.settings.write_buffer // 2)
         # The kernel's send buffer is bounded too: autotuned (up to 4 MB on Linux), it would
         # hide a reader that takes nothing and hold that much per connection.
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.node.settings.write_buffer)
-        self._last_rx = self.node.loop.time()
-        self._timer = self.node.loop.call_later(self.node.settings.login_timeout_s, self._login_timeout)
-        self.node.connection_made(self)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, ctx.settings.write_buffer)
+        self._last_rx = now = ctx.loop.time()  # until the login: when the socket came
+        settings = ctx.settings
+        ctx.sweeper.add(self, now + min(settings.login_timeout_s, 3 * settings.heartbeat_s))
+        ctx.connections.add(self)
+        ctx.metrics.connections.inc()
 
     def data_received(self, data: bytes) -> None:
-        self._last_rx = self.node.loop.time()
-        if self.phase is Phase.LOGGING_IN:
+        phase = self.phase
+        if phase is Phase.LIVE:
+            self._last_rx = self.ctx.loop.time()
+        elif phase is Phase.LOGGING_IN:
             self._inbuf += data  # reading is paused; keep a chunk already in flight
             return
         self._process(data)
@@ -160,6 +173,30 @@ class Connection(asyncio.Protocol):
             self._writable.set()
             self._writable = None
 
+    # ----- deadlines (called by the node's Sweeper) -------------------------------
+
+    def expire(self, now: float) -> float | None:
+        """The login deadline or the heartbeat silence passed: close, or say when to look again."""
+        if self.phase is Phase.CLOSED:
+            return None
+        settings = self.ctx.settings
+        if self.phase is not Phase.LIVE:
+            deadline = self._last_rx + settings.login_timeout_s
+            if now < deadline:
+                return deadline
+            self.ctx.metrics.logins.labels("timeout").inc()
+            self.fail(ErrorCode.LOGIN_TIMEOUT, f"no login within {settings.login_timeout_s:g}s")
+            return None
+        limit = 3 * settings.heartbeat_s
+        idle = now - self._last_rx
+        if idle < limit:
+            return self._last_rx + limit
+        log.info(
+            "idle user=%s node=%s conn=%s for %.1fs: closed", self.user, self.ctx.node_id, self.conn_id, idle
+        )
+        self.close()
+        return None
+
     # ----- frames in --------------------------------------------------------------
 
     def _process(self, data: bytes) -> None:
@@ -173,7 +210,7 @@ class Connection(asyncio.Protocol):
 
     def _on_frame(self, frame: dict[str, Any]) -> None:
         kind = check_client_frame(frame)
-        self.node.metrics.frame_in(kind.value)
+        self.ctx.metrics.frame_in(kind.value)
         if self.phase is Phase.NEW:
             if kind is not FrameType.LOGIN:
                 raise FrameError(ErrorCode.NOT_LOGGED_IN, "the first frame must be login")
@@ -183,7 +220,7 @@ class Connection(asyncio.Protocol):
         elif kind is FrameType.ACK:
             self._on_ack(frame)
         elif kind is FrameType.BYE:
-            log.info("bye user=%s node=%s conn=%s", self.user, self.node.id, self.conn_id)
+            log.info("bye user=%s node=%s conn=%s", self.user, self.ctx.node_id, self.conn_id)
             self.close()
         else:
             raise FrameError(ErrorCode.BAD_FRAME, "already logged in")
@@ -195,56 +232,52 @@ class Connection(asyncio.Protocol):
         seq = min(seq, self.delivered)  # one cannot hold what was never written
         if seq > self.acked:
             self.acked = seq
-            self.node.acks.mark(self.user, seq)
+            self.ctx.acks.mark(self.user, seq)
 
     # ----- login ------------------------------------------------------------------
 
     def _start_login(self, frame: dict[str, Any]) -> None:
-        node = self.node
-        if node.draining:
-            node.metrics.logins.labels("drain").inc()
+        ctx = self.ctx
+        if ctx.refusing():
+            ctx.metrics.logins.labels("drain").inc()
             self.kick(KickReason.DRAIN)
             return
         last_seq = _seq_field(frame, "last_seq")
         if last_seq is None and frame.get("last_seq") is not None:
             raise FrameError(ErrorCode.BAD_FRAME, "last_seq must be an integer >= 0")
         try:
-            token = tokens.verify(node.settings.secret, frame.get("token"))
+            token = tokens.verify(ctx.settings.secret, frame.get("token"))
         except TokenError as exc:
-            node.metrics.logins.labels("bad_token").inc()
+            ctx.metrics.logins.labels("bad_token").inc()
             self.fail(ErrorCode.BAD_TOKEN, exc.detail)
             return
         self.phase = Phase.LOGGING_IN
         self.user = token.username
         assert self.transport is not None
         self.transport.pause_reading()
-        self._task = node.spawn(self._login(token, last_seq))
+        self._task = ctx.spawn(self._login(token, last_seq))
 
     async def _login(self, token: tokens.Token, last_seq: int | None) -> None:
-        node = self.node
+        ctx = self.ctx
         try:
-            async with node.redis.pipeline(transaction=False) as pipe:
-                pipe.exists(node.keys.revoked(token.jti))
-                pipe.get(node.keys.ack(self.user))
-                revoked, cursor = await pipe.execute()
+            revoked, cursor = await ctx.store.login_state(self.user, token.jti)
             if revoked:
-                node.metrics.logins.labels("bad_token").inc()
+                ctx.metrics.logins.labels("bad_token").inc()
                 self.fail(ErrorCode.BAD_TOKEN, "token revoked")
                 return
-            if node.draining:
-                node.metrics.logins.labels("drain").inc()
+            if ctx.refusing():
+                ctx.metrics.logins.labels("drain").inc()
                 self.kick(KickReason.DRAIN)
                 return
-            self.delivered = last_seq if last_seq is not None else int(cursor or 0)
+            start = last_seq if last_seq is not None else cursor
+            self._order = SeqOrder(start, gap_wait_s=ctx.settings.gap_wait_ms / 1000, limit=MAX_HELD)
             self._syncing = True  # live messages are held until the replay is written
-            older = node.hub.register(self)
+            older = ctx.hub.register(self)
             if older is not None:
                 older.kick(KickReason.DUPLICATE_LOGIN)
-            replaced = await sessions.claim(
-                node.redis, node.scripts, node.keys, self.user, node.id, self.conn_id
-            )
-            if replaced is not None and replaced.node != node.id:
-                await node.kick_remote(self.user, replaced)
+            replaced = await ctx.store.claim(self.user, self.conn_id)
+            if replaced is not None and replaced.node != ctx.node_id:
+                await ctx.kick_remote(self.user, replaced)
         except (RedisError, OSError) as exc:
             self._redis_failed("login", exc)
             return
@@ -252,58 +285,47 @@ class Connection(asyncio.Protocol):
         await self._sync(live=False)
 
     def _go_live(self) -> None:
-        node = self.node
-        self._cancel_timer()
+        ctx = self.ctx
         self.phase = Phase.LIVE
-        node.metrics.logins.labels("ok").inc()
+        self._last_rx = ctx.loop.time()
+        ctx.metrics.logins.labels("ok").inc()
         log.info(
-            "login user=%s node=%s conn=%s last_seq=%d", self.user, node.id, self.conn_id, self.delivered
+            "login user=%s node=%s conn=%s last_seq=%d", self.user, ctx.node_id, self.conn_id, self.delivered
         )
         self.send(
             {
                 "t": FrameType.WELCOME.value,
                 "user": self.user,
-                "node": node.id,
-                "heartbeat_s": node.settings.heartbeat_s,
+                "node": ctx.node_id,
+                "heartbeat_s": ctx.settings.heartbeat_s,
                 "last_seq": self.delivered,
             }
         )
-        self._arm_idle(3 * node.settings.heartbeat_s)
         assert self.transport is not None
         self.transport.resume_reading()
         pending, self._inbuf = self._inbuf, b""
         self._process(pending)  # frames that came right behind the login
 
-    def _login_timeout(self) -> None:
-        self._timer = None
-        self.node.metrics.logins.labels("timeout").inc()
-        self.fail(ErrorCode.LOGIN_TIMEOUT, f"no login within {self.node.settings.login_timeout_s:g}s")
-
     # ----- delivery -----------------------------------------------------------------
 
-    def deliver(self, frame: dict[str, Any]) -> None:
+    def deliver(self, item: Item) -> None:
         """A live ``msg`` frame for this user (from NATS): write, drop, or hold it by seq."""
-        seq = frame.get("seq", 0)
-        if not seq:  # broadcast, system, push to "*": not stored, written at once
+        if not item.seq:  # broadcast, system, push to "*": not stored, written at once
             if self.phase is Phase.LIVE:
-                self._write_msg(frame, live=True)
+                self._write_msg(item, live=True)
             return
-        if seq <= self.delivered:
+        order = self._order
+        if order is None or self.phase is Phase.CLOSED:
             return
-        if not self._syncing and seq == self.delivered + 1:
-            self._write_msg(frame, live=True)
-            if self._held:
-                self._release_held()
-            return
-        held = self._held
-        if held is None:
-            held = self._held = {}
-        if len(held) >= MAX_HELD:  # dropped here, read again from the inbox
+        try:
+            ready = order.offer(item.seq, item, self.ctx.loop.time(), hold=self._syncing)
+        except HeldFull:  # dropped here, read again from the inbox
             self.resync()
             return
-        held[seq] = frame
-        if not self._syncing and self._gap_handle is None:
-            self._gap_handle = self.node.loop.call_later(self.node.settings.gap_wait_ms / 1000, self._on_gap)
+        for out in ready:
+            self._write_msg(out, live=True)
+        if order.held and not self._syncing:
+            self._await_gap(order)
 
     def resync(self) -> None:
         """Read the inbox after ``delivered`` again (gap, overflow, NATS reconnect)."""
@@ -313,27 +335,38 @@ class Connection(asyncio.Protocol):
             self._resync = True
             return
         self._syncing = True
-        self._task = self.node.spawn(self._sync(live=True))
+        self._task = self.ctx.spawn(self._sync(live=True))
+
+    def _await_gap(self, order: SeqOrder[Item]) -> None:
+        deadline = order.gap_deadline
+        if self._timer is None and deadline is not None and self.phase is Phase.LIVE:
+            loop = self.ctx.loop
+            self._timer = loop.call_at(deadline, self._on_gap)
 
     def _on_gap(self) -> None:
-        self._gap_handle = None
-        if self._held:
-            log.debug("gap user=%s conn=%s after seq %d", self.user, self.conn_id, self.delivered)
+        self._timer = None
+        order = self._order
+        if order is None or not order.held:
+            return
+        if order.gap_due(self.ctx.loop.time()):
+            log.debug("gap user=%s conn=%s after seq %d", self.user, self.conn_id, order.delivered)
             self.resync()
+        else:
+            self._await_gap(order)  # the gap moved on meanwhile: its wait restarted
 
     async def _sync(self, live: bool) -> None:
-        node = self.node
+        ctx = self.ctx
+        order = self._order
+        assert order is not None
         try:
             while True:
                 self._resync = False
                 while True:
-                    async with node.inbox_slots:
-                        page = await inbox.read_after(
-                            node.redis, node.keys, self.user, self.delivered, REPLAY_PAGE
-                        )
+                    page = await ctx.store.read_after(self.user, order.delivered, REPLAY_PAGE)
                     for frame in page:
-                        self._write_msg(frame, live)
-                        if self._out_size >= node.settings.write_buffer // 4:
+                        if order.accept(frame["seq"]):
+                            self._write_msg(_stored(frame), live)
+                        if self._out_size >= ctx.settings.write_buffer // 4:
                             await self._wait_writable()
                     if len(page) < REPLAY_PAGE:
                         break
@@ -344,36 +377,18 @@ class Connection(asyncio.Protocol):
             self._redis_failed("inbox read", exc)
             return
         self._syncing = False
-        self._release_held()
+        self._task = None
+        for out in order.release(ctx.loop.time()):
+            self._write_msg(out, live=True)
+        if order.held:
+            self._await_gap(order)
 
-    def _release_held(self) -> None:
-        """Write the held messages that follow ``delivered``; wait for a gap fill if one is missing."""
-        held = self._held
-        if not held:
-            return
-        while (nxt := self.delivered + 1) in held:
-            self._write_msg(held.pop(nxt), live=True)
-        for seq in [s for s in held if s <= self.delivered]:
-            del held[seq]
-        if not held:
-            self._held = None
-            if self._gap_handle is not None:
-                self._gap_handle.cancel()
-                self._gap_handle = None
-        elif self._gap_handle is None and self.phase is Phase.LIVE:
-            self._gap_handle = self.node.loop.call_later(self.node.settings.gap_wait_ms / 1000, self._on_gap)
-
-    def _write_msg(self, frame: dict[str, Any], live: bool) -> None:
-        seq = frame.get("seq", 0)
-        if seq:
-            if seq <= self.delivered:
-                return
-            self.delivered = seq
-        self._write(encode(frame))
-        metrics = self.node.metrics
-        metrics.message_out(frame.get("kind", ""))
+    def _write_msg(self, item: Item, live: bool) -> None:
+        self._write(item.frame)
+        metrics = self.ctx.metrics
+        metrics.message_out(item.kind)
         if live:
-            metrics.delivery_latency.observe(max(0.0, time.time() - frame.get("ts", 0) / 1000))
+            metrics.delivery_latency.observe(max(0.0, time.time() - item.ts / 1000))
 
     async def _wait_writable(self) -> None:
         """Flush, then wait while the peer has not read below the low-water mark (replay pacing)."""
@@ -382,7 +397,7 @@ class Connection(asyncio.Protocol):
         if writable is None or self.phase is Phase.CLOSED:
             return
         try:
-            await asyncio.wait_for(writable.wait(), 3 * self.node.settings.heartbeat_s)
+            await asyncio.wait_for(writable.wait(), 3 * self.ctx.settings.heartbeat_s)
         except TimeoutError:
             self._slow_consumer()
 
@@ -398,7 +413,7 @@ class Connection(asyncio.Protocol):
         self._out.append(data)
         self._out_size += len(data)
         if self._flush_handle is None:
-            self._flush_handle = self.node.loop.call_soon(self._flush)
+            self._flush_handle = self.ctx.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         if self._flush_handle is not None:
@@ -407,7 +422,7 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if not self._out or transport is None or transport.is_closing():
             return
-        if transport.get_write_buffer_size() + self._out_size > self.node.settings.write_buffer:
+        if transport.get_write_buffer_size() + self._out_size > self.ctx.settings.write_buffer:
             self._slow_consumer()
             return
         data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
@@ -416,11 +431,11 @@ class Connection(asyncio.Protocol):
         transport.write(data)
 
     def _slow_consumer(self) -> None:
-        self.node.metrics.slow_consumers.inc()
+        self.ctx.metrics.slow_consumers.inc()
         log.warning(
             "slow consumer user=%s node=%s conn=%s delivered=%d: closed",
             self.user,
-            self.node.id,
+            self.ctx.node_id,
             self.conn_id,
             self.delivered,
         )
@@ -434,8 +449,8 @@ class Connection(asyncio.Protocol):
         """Send ``kick{reason}`` and close."""
         if self.phase is Phase.CLOSED:
             return
-        self.node.metrics.kicks.labels(reason.value).inc()
-        log.info("kick user=%s node=%s conn=%s reason=%s", self.user, self.node.id, self.conn_id, reason)
+        self.ctx.metrics.kicks.labels(reason.value).inc()
+        log.info("kick user=%s node=%s conn=%s reason=%s", self.user, self.ctx.node_id, self.conn_id, reason)
         self.close(kick_frame(reason))
 
     def fail(self, code: ErrorCode | str, reason: str) -> None:
@@ -443,7 +458,12 @@ class Connection(asyncio.Protocol):
         if self.phase is Phase.CLOSED:
             return
         log.info(
-            "error user=%s node=%s conn=%s code=%s: %s", self.user, self.node.id, self.conn_id, code, reason
+            "error user=%s node=%s conn=%s code=%s: %s",
+            self.user,
+            self.ctx.node_id,
+            self.conn_id,
+            code,
+            reason,
         )
         self.close(error_frame(code, reason))
 
@@ -461,11 +481,11 @@ class Connection(asyncio.Protocol):
             return
         self.phase = Phase.CLOSED
         self._cancel_timer()
-        for handle in (self._flush_handle, self._gap_handle):
-            if handle is not None:
-                handle.cancel()
-        self._flush_handle = self._gap_handle = None
-        self._held = None
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if self._order is not None:
+            self._order.clear()
         if self._task is not None:
             self._task.cancel()
             self._task = None
@@ -474,26 +494,21 @@ class Connection(asyncio.Protocol):
             transport.abort()
         elif transport is not None and how == "close":
             transport.close()
-            self._timer = self.node.loop.call_later(CLOSE_GRACE_S, transport.abort)
-        self.node.connection_closed(self, release)
+            self._timer = self.ctx.loop.call_later(CLOSE_GRACE_S, transport.abort)
+        self._forget(release)
 
-    # ----- timers -------------------------------------------------------------------
-
-    def _arm_idle(self, delay: float) -> None:
-        self._timer = self.node.loop.call_later(delay, self._check_idle)
-
-    def _check_idle(self) -> None:
-        """Close a connection silent for 3 x heartbeat; one timer, re-armed lazily."""
-        limit = 3 * self.node.settings.heartbeat_s
-        idle = self.node.loop.time() - self._last_rx
-        if idle >= limit:
-            self._timer = None
-            log.info(
-                "idle user=%s node=%s conn=%s for %.1fs: closed", self.user, self.node.id, self.conn_id, idle
-            )
-            self.close()
-        else:
-            self._arm_idle(limit - idle)
+    def _forget(self, release: bool) -> None:
+        """Once per connection, as it closes: leave the node, flush its ack, drop its session."""
+        ctx = self.ctx
+        if self not in ctx.connections:
+            return
+        ctx.connections.discard(self)
+        ctx.metrics.connections.dec()
+        if self.user:
+            ctx.hub.unregister(self)
+            ctx.acks.wake(self.user)
+            if release and not ctx.stopping():
+                ctx.spawn(_release(ctx, self.user, self.conn_id))
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -501,9 +516,29 @@ class Connection(asyncio.Protocol):
             self._timer = None
 
     def _redis_failed(self, what: str, exc: BaseException) -> None:
-        self.node.metrics.redis_errors.inc()
-        log.warning("%s failed user=%s node=%s conn=%s: %s", what, self.user, self.node.id, self.conn_id, exc)
+        self.ctx.metrics.redis_errors.inc()
+        log.warning(
+            "%s failed user=%s node=%s conn=%s: %s", what, self.user, self.ctx.node_id, self.conn_id, exc
+        )
         self.close()
+
+
+async def _release(ctx: NodeContext, user: str, conn_id: str) -> None:
+    """Drop the session of a closed connection, unless a newer one of its user took it."""
+    try:
+        removed = await ctx.store.release(user, conn_id)
+        newer = ctx.hub.get(user)
+        if removed and newer is not None:
+            # Two logins of one user raced here and the older claimed last: restore the newer.
+            await ctx.store.claim(user, newer.conn_id)
+    except (RedisError, OSError) as exc:
+        ctx.metrics.redis_errors.inc()
+        log.warning("session release user=%s node=%s conn=%s failed: %s", user, ctx.node_id, conn_id, exc)
+
+
+def _stored(frame: dict[str, Any]) -> Item:
+    """A replayed frame (read from the inbox) as a delivery, encoded once."""
+    return Item(frame["to"], frame["seq"], frame["ts"], frame.get("kind", ""), encode(frame))
 
 
 def _seq_field(frame: dict[str, Any], name: str) -> int | None:

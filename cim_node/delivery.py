@@ -1,27 +1,28 @@
 """NATS -> hub: the node's subscriptions and what each bus payload does.
 
-``cim.node.<id>`` carries ``msgs`` (each item a complete ``msg`` frame whose
+``cim.node.<id>`` carries ``msgs`` (each item an encoded ``msg`` frame whose
 ``to`` is one of this node's users), ``kick`` and ``drain``;
 ``cim.broadcast`` carries messages for every user of every node but
-``exclude``. Ordering, holding and gap filling per user live in
-``Connection.deliver``; after a NATS reconnect every connection re-reads its
-inbox, because whatever was published while the node was cut off is there.
+``exclude``. A payload is decoded once and a ``msgs`` frame is written as it
+came (``shared.bus``); ordering, holding and gap filling per user live in the
+connection. After a NATS reconnect every connection re-reads its inbox,
+because whatever was published while the node was cut off is there.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from cim_node.hub import Hub
 from shared import bus
-
-if TYPE_CHECKING:
-    from cim_node.server import NodeServer
+from shared.protocol import encode
 
 __all__ = ["Delivery"]
 
@@ -29,15 +30,17 @@ log = logging.getLogger(__name__)
 
 
 class Delivery:
-    """The node's two subscriptions and their handlers."""
+    """The node's two subscriptions and their handlers; ``on_drain`` starts the node's drain."""
 
-    def __init__(self, node: NodeServer) -> None:
-        self._node = node
+    def __init__(self, node_id: str, hub: Hub, on_drain: Callable[[], None]) -> None:
+        self._node_id = node_id
+        self._hub = hub
+        self._on_drain = on_drain
         self._subs: list[Subscription] = []
 
     async def start(self, nc: NatsClient) -> None:
         self._subs = [
-            await nc.subscribe(bus.node_subject(self._node.id), cb=self._on_node_msg),
+            await nc.subscribe(bus.node_subject(self._node_id), cb=self._on_node_msg),
             await nc.subscribe(bus.BROADCAST_SUBJECT, cb=self._on_broadcast),
         ]
 
@@ -47,43 +50,43 @@ class Delivery:
                 await sub.unsubscribe()
         self._subs = []
 
-    def deliver(self, items: list[dict[str, Any]]) -> None:
-        """Hand each ``msg`` frame to its recipient's connection, if that user is here."""
-        hub = self._node.hub
+    def deliver(self, items: list[bus.Item]) -> None:
+        """Hand each frame to its recipient's connection, if that user is here."""
+        users = self._hub.get
         for item in items:
-            conn = hub.get(item["to"])
+            conn = users(item.to)
             if conn is not None:
                 conn.deliver(item)
 
     def broadcast(self, msg: dict[str, Any], exclude: str | None) -> None:
         """Write a seq-0 message to every user here but ``exclude``, ``to`` set per recipient."""
-        for conn in self._node.hub:
+        ts, kind = msg.get("ts", 0), msg.get("kind", "")
+        for conn in self._hub:
             if conn.user != exclude:
-                conn.deliver({**msg, "to": conn.user})
+                conn.deliver(bus.Item(conn.user, 0, ts, kind, encode({**msg, "to": conn.user})))
 
     def resync_all(self) -> None:
-        for conn in self._node.hub:
+        for conn in self._hub:
             conn.resync()
 
     async def _on_node_msg(self, msg: Msg) -> None:
-        node = self._node
         try:
-            payload = bus.decode(msg.data)
+            payload = bus.unpack(msg.data)
             kind = payload["k"]
             if kind == "msgs":
-                self.deliver(payload["items"])
+                self.deliver(bus.deliveries(payload))
             elif kind == "kick":
-                node.hub.kick(payload["user"], payload["reason"], payload.get("conn"))
+                self._hub.kick(payload["user"], payload["reason"], payload.get("conn"))
             elif kind == "drain":
-                node.spawn(node.drain())
+                self._on_drain()
             else:
-                log.warning("node=%s unknown bus payload kind %r ignored", node.id, kind)
+                log.warning("node=%s unknown bus payload kind %r ignored", self._node_id, kind)
         except (ValueError, KeyError, TypeError) as exc:
-            log.warning("node=%s bad bus payload on %s: %r", node.id, msg.subject, exc)
+            log.warning("node=%s bad bus payload on %s: %r", self._node_id, msg.subject, exc)
 
     async def _on_broadcast(self, msg: Msg) -> None:
         try:
-            payload = bus.decode(msg.data)
+            payload = bus.unpack(msg.data)
             self.broadcast(payload["msg"], payload.get("exclude"))
         except (ValueError, KeyError, TypeError) as exc:
-            log.warning("node=%s bad broadcast payload: %r", self._node.id, exc)
+            log.warning("node=%s bad broadcast payload: %r", self._node_id, exc)

@@ -10,42 +10,58 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from shared.bus import Item
 from shared.protocol import KickReason
 
-if TYPE_CHECKING:
-    from cim_node.connection import Connection
-
-__all__ = ["Hub"]
+__all__ = ["Hub", "Member"]
 
 log = logging.getLogger(__name__)
 
 
+class Member(Protocol):
+    """What the hub, the bus deliveries and the server need of a connection."""
+
+    @property
+    def user(self) -> str: ...
+
+    @property
+    def conn_id(self) -> str: ...
+
+    def deliver(self, item: Item) -> None: ...
+
+    def resync(self) -> None: ...
+
+    def kick(self, reason: KickReason) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Hub:
-    """user -> Connection; holds only connections past the token check."""
+    """user -> connection; holds only connections past the token check."""
 
     __slots__ = ("_users",)
 
     def __init__(self) -> None:
-        self._users: dict[str, Connection] = {}
+        self._users: dict[str, Member] = {}
 
     def __len__(self) -> int:
         return len(self._users)
 
-    def __iter__(self) -> Iterator[Connection]:
+    def __iter__(self) -> Iterator[Member]:
         return iter(list(self._users.values()))
 
-    def get(self, user: str) -> Connection | None:
+    def get(self, user: str) -> Member | None:
         return self._users.get(user)
 
-    def register(self, conn: Connection) -> Connection | None:
+    def register(self, conn: Member) -> Member | None:
         """Make ``conn`` its user's connection; return the older one it replaces (to be kicked)."""
         old = self._users.get(conn.user)
         self._users[conn.user] = conn
         return old if old is not conn else None
 
-    def unregister(self, conn: Connection) -> None:
+    def unregister(self, conn: Member) -> None:
         """Forget ``conn`` unless a newer connection of its user already replaced it."""
         if self._users.get(conn.user) is conn:
             del self._users[conn.user]

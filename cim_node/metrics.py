@@ -5,15 +5,24 @@ Names carry the ``cim_node_`` namespace: ``cim_node_connections``,
 ``cim_node_messages_out_total{kind}``, ``cim_node_delivery_latency_seconds``,
 ``cim_node_kicks_total{reason}``, ``cim_node_slow_consumers_total``,
 ``cim_node_nats_errors_total``, ``cim_node_redis_errors_total``.
+
+The three observed per frame (frames in, messages out, delivery latency) are
+plain counts in memory, turned into metric families only when scraped: a
+prometheus_client child takes a lock and, for a histogram, walks its buckets in
+Python on every observation.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import threading
+from collections.abc import Iterator
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 __all__ = ["NodeMetrics"]
 
@@ -29,15 +38,13 @@ class NodeMetrics:
         r = self.registry
         self.connections = Gauge("connections", "Open client connections", namespace=_NS, registry=r)
         self.logins = Counter("logins", "Login attempts by result", ["result"], namespace=_NS, registry=r)
-        self.frames_in = Counter("frames_in", "Client frames received", ["type"], namespace=_NS, registry=r)
-        self.messages_out = Counter("messages_out", "msg frames written", ["kind"], namespace=_NS, registry=r)
-        self.delivery_latency = Histogram(
-            "delivery_latency_seconds",
-            "Accept time of a live message to its write on the socket",
-            namespace=_NS,
-            registry=r,
-            buckets=_LATENCY_BUCKETS,
+        self.frames_in = _Tally(f"{_NS}_frames_in", "Client frames received", "type")
+        self.messages_out = _Tally(f"{_NS}_messages_out", "msg frames written", "kind")
+        self.delivery_latency = _Latency(
+            f"{_NS}_delivery_latency_seconds", "Accept time of a live message to its write on the socket"
         )
+        for collector in (self.frames_in, self.messages_out, self.delivery_latency):
+            r.register(collector)
         self.kicks = Counter("kicks", "Kicks sent by reason", ["reason"], namespace=_NS, registry=r)
         self.slow_consumers = Counter(
             "slow_consumers", "Connections closed for a full write buffer", namespace=_NS, registry=r
@@ -45,21 +52,8 @@ class NodeMetrics:
         self.nats_errors = Counter("nats_errors", "NATS errors", namespace=_NS, registry=r)
         self.redis_errors = Counter("redis_errors", "Redis errors", namespace=_NS, registry=r)
         self._http: tuple[WSGIServer, threading.Thread] | None = None
-        # labels() hashes its arguments on every call; the hot paths use these cached children.
-        self._frames_in: dict[str, Counter] = {}
-        self._messages_out: dict[str, Counter] = {}
-
-    def frame_in(self, kind: str) -> None:
-        child = self._frames_in.get(kind)
-        if child is None:
-            child = self._frames_in[kind] = self.frames_in.labels(kind)
-        child.inc()
-
-    def message_out(self, kind: str) -> None:
-        child = self._messages_out.get(kind)
-        if child is None:
-            child = self._messages_out[kind] = self.messages_out.labels(kind)
-        child.inc()
+        self.frame_in = self.frames_in.inc
+        self.message_out = self.messages_out.inc
 
     def serve(self, host: str, port: int) -> int:
         """Start prometheus_client's HTTP server (a daemon thread); return the port it listens on."""
@@ -75,3 +69,45 @@ class NodeMetrics:
         await asyncio.to_thread(server.shutdown)
         server.server_close()
         await asyncio.to_thread(thread.join, 5.0)
+
+
+class _Tally(Collector):
+    """A counter by one label, kept as plain ints (the event loop is its only writer)."""
+
+    def __init__(self, name: str, documentation: str, label: str) -> None:
+        self._name = name
+        self._doc = documentation
+        self._label = label
+        self._counts: dict[str, int] = {}
+
+    def inc(self, value: str) -> None:
+        counts = self._counts
+        counts[value] = counts.get(value, 0) + 1
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self._name, self._doc, labels=[self._label])
+        for value, count in dict(self._counts).items():  # a copy: the scrape runs in a thread
+            family.add_metric([value], count)
+        yield family
+
+
+class _Latency(Collector):
+    """A histogram of seconds over ``_LATENCY_BUCKETS``: one bisect per observation."""
+
+    def __init__(self, name: str, documentation: str) -> None:
+        self._name = name
+        self._doc = documentation
+        self._counts = [0] * (len(_LATENCY_BUCKETS) + 1)  # the last one: above every bound
+        self._sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self._counts[bisect.bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+        self._sum += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        counts, total = list(self._counts), self._sum
+        buckets, running = [], 0
+        for bound, count in zip([*map(str, _LATENCY_BUCKETS), "+Inf"], counts, strict=True):
+            running += count
+            buckets.append((bound, running))
+        yield HistogramMetricFamily(self._name, self._doc, buckets=buckets, sum_value=total)

@@ -1,8 +1,11 @@
 """The connection node: listen, accept, announce, drain, stop.
 
 Lifecycle: ``NEW`` -> ``start()`` -> ``UP`` -> (``drain()``) ``DRAINING`` ->
-``stop()`` -> ``STOPPED``. The server owns every task it starts (``spawn``)
-and every connection (``connections``); ``stop`` closes the connections,
+``stop()`` -> ``STOPPED``. ``start`` builds the ``NodeContext`` its
+connections see (they see nothing else of the server). The server owns every
+task it starts (``spawn``) and every connection (``connections``), and runs
+the one deadline wheel of all connections (``Sweeper``: login deadline,
+heartbeat silence); ``stop`` closes the connections,
 cancels and awaits the tasks within its timeout, sweeps this node's sessions,
 withdraws from the registry and closes NATS and Redis.
 
@@ -22,7 +25,6 @@ import asyncio
 import enum
 import itertools
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Coroutine
 from typing import Any
@@ -33,10 +35,14 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from cim_node.acks import AckCursors
-from cim_node.connection import Connection
+from cim_node.batch import REDIS_TIMEOUT_S
+from cim_node.connection import Connection, Phase
+from cim_node.context import NodeContext
 from cim_node.delivery import Delivery
 from cim_node.hub import Hub
 from cim_node.metrics import NodeMetrics
+from cim_node.store import SessionStore
+from cim_node.sweeper import Sweeper, tick_for
 from cim_node.websocket import listen as listen_websocket
 from shared import bus, sessions
 from shared.keys import Keys
@@ -50,8 +56,6 @@ __all__ = ["NodeServer", "ServerState"]
 
 log = logging.getLogger(__name__)
 
-INBOX_READS = 64
-"""Inbox reads in flight at once (a NATS reconnect re-syncs every connection)."""
 _DRAIN_TICK_S = 0.05
 
 
@@ -73,12 +77,11 @@ class NodeServer:
         self.keys = Keys(settings.redis_prefix)
         self.metrics = NodeMetrics()
         self.hub = Hub()
-        self.delivery = Delivery(self)
+        self.delivery = Delivery(self.id, self.hub, on_drain=lambda: self.spawn(self.drain()))
         self.connections: set[Connection] = set()
         self.state = ServerState.NEW
         self.finished = asyncio.Event()
         """Set when a drain has emptied the node (and it withdrew): time to stop."""
-        self.inbox_slots = asyncio.Semaphore(INBOX_READS)
         self.port = 0
         self.metrics_port: int | None = None
         self.ws_port: int | None = None
@@ -86,16 +89,15 @@ class NodeServer:
         self.redis: Redis = None  # type: ignore[assignment]  # set by start()
         self.scripts: Scripts = None  # type: ignore[assignment]
         self.acks: AckCursors = None  # type: ignore[assignment]
+        self.store: SessionStore | None = None
         self.nc: NatsClient | None = None
         self.registry = registry
         self._listener: asyncio.Server | None = None
         self._ws_listener: asyncio.Server | None = None
         self._tasks: set[asyncio.Task] = set()
         self._loops: list[asyncio.Task] = []
-        self._boot = secrets.token_hex(3)
-        self._conn_numbers = itertools.count(1)
 
-    # ----- helpers used by connections -------------------------------------------------
+    # ----- what connections may use (through their NodeContext) --------------------------
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -105,9 +107,6 @@ class NodeServer:
     def draining(self) -> bool:
         """Whether logins are refused (``kick{drain}``)."""
         return self.state in (ServerState.DRAINING, ServerState.STOPPING, ServerState.STOPPED)
-
-    def next_conn_id(self) -> str:
-        return f"{self._boot}-{next(self._conn_numbers):x}"
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task:
         """Run ``coro`` as a task this server owns (cancelled and awaited by ``stop``)."""
@@ -120,33 +119,6 @@ class NodeServer:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("node=%s task failed", self.id, exc_info=task.exception())
-
-    def connection_made(self, conn: Connection) -> None:
-        self.connections.add(conn)
-        self.metrics.connections.inc()
-
-    def connection_closed(self, conn: Connection, release: bool) -> None:
-        """Called once per connection when it closes: forget it, flush its ack, drop its session."""
-        if conn not in self.connections:
-            return
-        self.connections.discard(conn)
-        self.metrics.connections.dec()
-        if conn.user:
-            self.hub.unregister(conn)
-            self.acks.wake(conn.user)
-            if release and self.state is not ServerState.STOPPING:
-                self.spawn(self._release(conn.user, conn.conn_id))
-
-    async def _release(self, user: str, conn_id: str) -> None:
-        try:
-            removed = await sessions.release(self.redis, self.scripts, self.keys, user, self.id, conn_id)
-            newer = self.hub.get(user)
-            if removed and newer is not None:
-                # Two logins of one user raced here and the older claimed last: restore the newer.
-                await sessions.claim(self.redis, self.scripts, self.keys, user, self.id, newer.conn_id)
-        except (RedisError, OSError) as exc:
-            self.metrics.redis_errors.inc()
-            log.warning("session release user=%s node=%s conn=%s failed: %s", user, self.id, conn_id, exc)
 
     async def kick_remote(self, user: str, old: sessions.Session) -> None:
         """Tell the node of ``user``'s replaced session to kick that connection (newest login wins)."""
@@ -167,7 +139,8 @@ class NodeServer:
             raise RuntimeError(f"node {self.id} cannot start from {self.state}")
         self.state = ServerState.STARTING
         s = self.settings
-        self.redis = Redis.from_url(s.redis_url)
+        # No per-reply timeout (a timer per reply of every pipeline); each pipeline has one.
+        self.redis = Redis.from_url(s.redis_url, socket_timeout=None, socket_connect_timeout=REDIS_TIMEOUT_S)
         self.scripts = Scripts.register(self.redis)
         self.acks = AckCursors(
             self.redis,
@@ -177,7 +150,9 @@ class NodeServer:
             interval_s=s.ack_flush_ms / 1000,
             metrics=self.metrics,
         )
-        swept = await sessions.sweep_node(self.redis, self.scripts, self.keys, self.id)
+        self.store = SessionStore(self.redis, self.scripts, self.keys, self.id)
+        async with asyncio.timeout(REDIS_TIMEOUT_S):
+            swept = await sessions.sweep_node(self.redis, self.scripts, self.keys, self.id)
         if swept:
             log.info("node=%s swept %d sessions of a previous run", self.id, swept)
         self.nc = await nats.connect(
@@ -192,19 +167,24 @@ class NodeServer:
         if self.registry is None:
             self.registry = await NatsKvRegistry.open(self.nc.jetstream(), refresh_s=s.registry_refresh_s)
         await self.delivery.start(self.nc)
+        ctx = self._context()
         self._listener = await self.loop.create_server(
-            lambda: Connection(self), s.node_host, s.node_port, backlog=4096, reuse_address=True
+            lambda: Connection(ctx), s.node_host, s.node_port, backlog=4096, reuse_address=True
         )
         self.port = self._listener.sockets[0].getsockname()[1]
         if s.node_ws_port:
-            self._ws_listener = await listen_websocket(self.loop, lambda: Connection(self), s)
+            self._ws_listener = await listen_websocket(self.loop, lambda: Connection(ctx), s)
             self.ws_port = self._ws_listener.sockets[0].getsockname()[1]
         if s.metrics_port >= 0:
             self.metrics_port = self.metrics.serve(s.node_host, s.metrics_port)
         self.started_at = int(time.time() * 1000)
         self.state = ServerState.UP
         await self.announce()
-        self._loops = [self.spawn(self._announce_loop()), self.spawn(self.acks.run())]
+        self._loops = [
+            self.spawn(self._announce_loop()),
+            self.spawn(self.acks.run()),
+            self.spawn(ctx.sweeper.run()),
+        ]
         log.info(
             "node=%s listening on %s:%d (public %s, websocket %s, metrics %s)",
             self.id,
@@ -213,6 +193,24 @@ class NodeServer:
             s.public_host,
             self.ws_port,
             self.metrics_port,
+        )
+
+    def _context(self) -> NodeContext:
+        s = self.settings
+        assert self.store is not None
+        return NodeContext(
+            settings=s,
+            loop=self.loop,
+            hub=self.hub,
+            acks=self.acks,
+            metrics=self.metrics,
+            store=self.store,
+            sweeper=Sweeper(tick_for(s.login_timeout_s, 3 * s.heartbeat_s), self.loop.time),
+            spawn=self.spawn,
+            kick_remote=self.kick_remote,
+            refusing=lambda: self.draining,
+            stopping=lambda: self.state is ServerState.STOPPING,
+            connections=self.connections,
         )
 
     def info(self) -> NodeInfo:
@@ -247,9 +245,13 @@ class NodeServer:
 
     async def _restore_sessions(self) -> None:
         """Undo a route's sweep of this node's sessions (it looked dead while NATS was away)."""
-        live = {conn.user: conn.conn_id for conn in self.hub}
+        # Only sessions already claimed: a login in flight claims its own a moment later.
+        live = {
+            c.user: c.conn_id for c in self.connections if c.phase is Phase.LIVE and self.hub.get(c.user) is c
+        }
         try:
-            taken = await sessions.restore_missing(self.redis, self.scripts, self.keys, self.id, live)
+            async with asyncio.timeout(REDIS_TIMEOUT_S):
+                taken = await sessions.restore_missing(self.redis, self.scripts, self.keys, self.id, live)
         except (RedisError, OSError) as exc:
             self.metrics.redis_errors.inc()
             log.warning("node=%s session restore failed: %s", self.id, exc)
@@ -311,6 +313,8 @@ class NodeServer:
                 await asyncio.wait(pending, timeout=1.0)
         if self.acks is not None:
             await _bounded(self.acks.flush(), "ack flush", 2.0)
+        if self.store is not None:
+            await _bounded(self.store.close(), "session store close", 1.0)
         if self.redis is not None:
             await _bounded(
                 sessions.sweep_node(self.redis, self.scripts, self.keys, self.id), "session sweep", 2.0

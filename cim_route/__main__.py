@@ -1,8 +1,10 @@
 """``python -m cim_route``: serve the route with uvicorn on ``CIM_ROUTE_HOST:CIM_ROUTE_PORT``.
 
-Settings come from ``CIM_*`` variables. uvicorn handles SIGTERM/SIGINT: it stops
-accepting, lets requests in flight finish, runs the lifespan shutdown (tasks
-cancelled and awaited, NATS and Redis closed) and the process exits 0.
+Settings come from ``CIM_*`` variables. With ``CIM_ROUTE_WORKERS`` > 1 this process
+supervises that many route processes sharing the port (``cim_route.workers``; each runs
+this module with ``--worker``). uvicorn handles SIGTERM/SIGINT: it stops accepting, lets
+requests in flight finish, runs the lifespan shutdown (tasks cancelled and awaited, NATS and
+Redis closed) and the process exits 0.
 """
 
 from __future__ import annotations
@@ -15,25 +17,32 @@ import sys
 import uvicorn
 
 from cim_route.app import create_app
+from cim_route.workers import WORKER_FLAG, listen_socket, supervise
 from shared.errors import SettingsError
 from shared.settings import RouteSettings
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     try:
         settings = RouteSettings.from_env()
     except SettingsError as exc:
         print(f"cim route: {exc.detail}", file=sys.stderr)
         return 2
     settings.configure_logging()
+    worker = WORKER_FLAG in argv
+    if settings.route_workers > 1 and not worker:
+        return supervise(settings)
     config = uvicorn.Config(
         create_app(settings),
         host=settings.route_host,
         port=settings.route_port,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        http="httptools" if importlib.util.find_spec("httptools") else "h11",
         log_level=settings.log_level.lower(),
         lifespan="on",
         access_log=False,
+        server_header=False,
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)
@@ -41,7 +50,8 @@ def main() -> int:
     # with these in place that ends here instead of killing the process, so a stop exits 0.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _stopped_by)
-    server.run()
+    sockets = [listen_socket(settings.route_host, settings.route_port)] if worker else None
+    server.run(sockets=sockets)
     return 0 if server.started else 1
 
 

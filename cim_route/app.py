@@ -24,17 +24,20 @@ from fastapi.responses import JSONResponse
 from nats.aio.client import Client as Nats
 from nats.errors import Error as NatsError
 from redis import exceptions as redis_errors
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cim_route.api import API_ROUTERS, ROOT_ROUTERS
 from cim_route.api.schemas import ERROR_RESPONSES
 from cim_route.balancer import make_balancer
+from cim_route.batcher import Batcher
 from cim_route.context import Context
+from cim_route.guard import Guard
 from cim_route.history import History
+from cim_route.lean import LeanSend
 from cim_route.metrics import Metrics, RequestMetrics
 from cim_route.nodes import NodeView
-from cim_route.ratelimit import RateLimiter
 from cim_route.scheduler import Scheduler
 from cim_route.send import Sender
 from shared import sessions
@@ -48,6 +51,9 @@ from shared.settings import RouteSettings
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
+
+REDIS_POOL = 64
+"""Redis connections of one route process; more concurrent calls wait for one."""
 
 _SHUTDOWN_FLUSH_S = 2.0
 _CANCEL_RETRY_S = 0.5
@@ -63,13 +69,13 @@ _HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "me
 def create_app(settings: RouteSettings, registry: NodeRegistry | None = None) -> FastAPI:
     """The route. ``registry``: a node registry to use instead of the NATS KV bucket (tests)."""
     metrics = Metrics()
-    app = FastAPI(
+    app = _RouteApp(
+        metrics,
         title="cim route",
         version=_version(),
         description="Instant messaging and push: users, messages, groups, history, push, nodes.",
         lifespan=partial(_lifespan, settings=settings, registry=registry, metrics=metrics),
     )
-    app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(HTTPException, _http_error)
@@ -80,6 +86,27 @@ def create_app(settings: RouteSettings, registry: NodeRegistry | None = None) ->
     for router in ROOT_ROUTERS:
         app.include_router(router)
     return app
+
+
+class _RouteApp(FastAPI):
+    """FastAPI with the request metrics outermost and the lean ``POST /messages`` ahead of
+    FastAPI's own middleware and routing (``cim_route.lean``)."""
+
+    def __init__(self, metrics: Metrics, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._metrics = metrics
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestMetrics(LeanSend(super().build_middleware_stack(), self), self._metrics)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The hot call skips FastAPI's per-request telemetry lookups; the stack is built by the
+        # first request (``Starlette.__call__``), which takes the ordinary way.
+        if self.middleware_stack is not None and LeanSend.handles(scope):
+            scope["app"] = self
+            await self.middleware_stack(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def _version() -> str:
@@ -96,7 +123,16 @@ def _version() -> str:
 async def _lifespan(
     app: FastAPI, *, settings: RouteSettings, registry: NodeRegistry | None, metrics: Metrics
 ) -> AsyncIterator[None]:
-    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2.0, socket_timeout=5.0)
+    # redis-py refuses a call past its pool size (100) instead of waiting: a login storm got
+    # 503s. A blocking pool makes the excess wait (up to 5 s) for a free connection.
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=REDIS_POOL,
+        timeout=5.0,
+        socket_connect_timeout=2.0,
+        socket_timeout=5.0,
+    )
+    redis = Redis.from_pool(pool)
     try:
         nats = await _connect_nats(settings, metrics)
         try:
@@ -113,7 +149,10 @@ async def _lifespan(
             }
             async with _running(tasks):
                 log.info("route ready: balancer %s, nats %s", settings.balancer, settings.nats_url)
-                yield
+                try:
+                    yield
+                finally:
+                    await context.batcher.aclose()
                 with contextlib.suppress(TimeoutError):
                     await context.history.flush(_SHUTDOWN_FLUSH_S)
         finally:
@@ -128,7 +167,9 @@ def _build_context(
     keys = Keys(settings.redis_prefix)
     scripts = Scripts.register(redis)
     history = History(redis, settings.retention_s, metrics)
-    sender = Sender(redis, scripts, keys, nats, settings, history, metrics)
+    guard = Guard(scripts, keys, settings.rate_limit, metrics)
+    batcher = Batcher(redis, scripts)
+    sender = Sender(redis, scripts, keys, nats, settings, history, metrics, guard, batcher)
 
     async def sweep(node_id: str) -> None:
         swept = await sessions.sweep_node(redis, scripts, keys, node_id)
@@ -144,7 +185,8 @@ def _build_context(
         balancer=make_balancer(settings.balancer),
         metrics=metrics,
         history=history,
-        limiter=RateLimiter(scripts, keys, settings.rate_limit, metrics),
+        guard=guard,
+        batcher=batcher,
         sender=sender,
         scheduler=Scheduler(
             redis, scripts, keys, sender, metrics, settings.scheduler_poll_ms / 1000, settings.idempotency_s

@@ -1,6 +1,6 @@
 """Who is calling: ``Caller`` (a user's bearer token, checked for signature, expiry and
 revocation on every call), ``Sending`` (the same checks, with revocation left to the send
-path's first Redis round trip) and ``ApiKey`` (server-side calls, ``X-API-Key``)."""
+path's Redis call: ``cim_route.guard``) and ``ApiKey`` (server-side calls, ``X-API-Key``)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,18 @@ import functools
 import hmac
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from redis.asyncio.client import Pipeline
 
 from cim_route.context import Context, Ctx
+from cim_route.guard import revoked
 from shared import tokens
 from shared.errors import ApiError, TokenError
 from shared.tokens import Token
 
-__all__ = ["ApiKey", "Caller", "Sending", "SendingCaller", "UserOrService"]
+__all__ = ["ApiKey", "Caller", "Sending", "SendingCaller", "UserOrService", "verified"]
 
 _bearer = HTTPBearer(auto_error=False, description="The token from POST /login")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="One of CIM_API_KEYS")
@@ -38,8 +38,13 @@ def _verified(ctx: Context, credentials: HTTPAuthorizationCredentials | None) ->
     """The token's claims once its signature and expiry check out; 401 ``unauthorized`` if not."""
     if credentials is None:
         raise ApiError(401, "unauthorized", "missing bearer token")
+    return verified(ctx, credentials.credentials)
+
+
+def verified(ctx: Context, bearer: str) -> Token:
+    """The claims of the bearer token ``bearer``; 401 ``unauthorized`` if it is bad or expired."""
     try:
-        token = _verify_signature(ctx.settings.secret, credentials.credentials)
+        token = _verify_signature(ctx.settings.secret, bearer)
     except TokenError as exc:
         raise ApiError(401, "unauthorized", exc.detail) from exc
     # The same rule as PyJWT's ``exp`` check (expired when exp <= now), for cached tokens.
@@ -48,48 +53,36 @@ def _verified(ctx: Context, credentials: HTTPAuthorizationCredentials | None) ->
     return token
 
 
-def _revoked() -> ApiError:
-    return ApiError(401, "unauthorized", "token revoked")
-
-
 async def _caller(
     ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
 ) -> Token:
     token = _verified(ctx, credentials)
     if await ctx.redis.exists(ctx.keys.revoked(token.jti)):
-        raise _revoked()
+        raise revoked()
     return token
 
 
 @dataclass(frozen=True, slots=True)
 class SendingCaller:
-    """The caller of a send: its token's signature and expiry check out, and the revocation
-    check rides on the handler's first Redis round trip: ``queue`` it first on that pipeline,
-    then ``check`` the replies before using any of them (a send saves one round trip this way)."""
+    """The caller of a send: its token's signature and expiry check out; whether it is revoked
+    (``revoked_key`` exists) is checked by the send's own Redis call (``cim_route.guard``)."""
 
     token: Token
-    _key: str
+    revoked_key: str
+
+    @classmethod
+    def of(cls, ctx: Context, token: Token) -> SendingCaller:
+        return cls(token, ctx.keys.revoked(token.jti))
 
     @property
     def username(self) -> str:
         return self.token.username
 
-    def queue(self, pipe: Pipeline) -> None:
-        """Queue the revocation lookup on ``pipe``."""
-        pipe.exists(self._key)
-
-    def check(self, replies: list[Any]) -> list[Any]:
-        """Raise 401 ``unauthorized`` if the token is revoked; return the replies after it."""
-        if replies[0]:
-            raise _revoked()
-        return replies[1:]
-
 
 async def _sending(
     ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
 ) -> SendingCaller:
-    token = _verified(ctx, credentials)
-    return SendingCaller(token, ctx.keys.revoked(token.jti))
+    return SendingCaller.of(ctx, _verified(ctx, credentials))
 
 
 def _valid_api_key(ctx: Context, key: str | None) -> bool:
@@ -120,7 +113,7 @@ Caller = Annotated[Token, Depends(_caller)]
 
 Sending = Annotated[SendingCaller, Depends(_sending)]
 """The calling user's token for the send calls, whose revocation check goes in their first
-Redis pipeline (``SendingCaller.queue`` / ``check``)."""
+Redis call (``cim_route.guard``)."""
 
 ApiKey = Depends(_check_api_key)
 """Route dependency: a valid ``X-API-Key`` is required."""

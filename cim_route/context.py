@@ -11,10 +11,11 @@ from nats.aio.client import Client as Nats
 from redis.asyncio import Redis
 
 from cim_route.balancer import Balancer
+from cim_route.batcher import Batcher
+from cim_route.guard import Guard
 from cim_route.history import History
 from cim_route.metrics import Metrics
 from cim_route.nodes import NodeView
-from cim_route.ratelimit import RateLimiter
 from cim_route.scheduler import Scheduler
 from cim_route.send import Sender
 from shared.keys import Keys
@@ -37,7 +38,8 @@ class Context:
     balancer: Balancer
     metrics: Metrics
     history: History
-    limiter: RateLimiter
+    guard: Guard
+    batcher: Batcher
     sender: Sender
     scheduler: Scheduler
 

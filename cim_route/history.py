@@ -1,6 +1,7 @@
 """Conversation history: one Redis stream per conversation (``keys.dm_history`` for two
-users, ``keys.group_history`` for a group), written off the send path and read by
-``GET /history``.
+users, ``keys.group_history`` for a group), read by ``GET /history``. A p2p message's entry
+is written by its store script (``lua/send.lua``, same call, same ``ts``); group messages'
+entries are written off the send path, here.
 
 The send path only queues an entry (bounded queue, never waits); ``run`` writes
 them in pipelined batches. History is a convenience copy: the inbox is what the
@@ -28,6 +29,10 @@ log = logging.getLogger(__name__)
 
 _BATCH = 500
 _PAGE = 200
+_EXPIRE_EVERY_MS = 60_000
+"""A conversation's expiry is pushed to now + retention at most about this often (one PEXPIRE
+a minute per active conversation instead of one per write batch)."""
+_EXPIRE_MEMORY = 100_000
 _LAG_MS = 60_000
 """An entry's stream id (its append time) follows its ``ts`` by at most this much, so a
 read ``before`` T starts at stream id T + lag and filters on ``ts``."""
@@ -41,6 +46,8 @@ class History:
         self._retention_ms = retention_s * 1000
         self._metrics = metrics
         self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=maxsize)
+        self._expired_at: dict[str, int] = {}
+        self._expire_every_ms = min(_EXPIRE_EVERY_MS, self._retention_ms // 100)
 
     def append(self, key: str, entry: dict[str, Any]) -> None:
         """Queue ``entry`` (a message: id, kind, from, to, body, ts, group?) for stream ``key``."""
@@ -70,13 +77,25 @@ class History:
         await asyncio.wait_for(self._queue.join(), timeout)
 
     async def _write(self, batch: list[tuple[str, bytes]]) -> None:
-        cutoff = int(time.time() * 1000) - self._retention_ms
+        now = int(time.time() * 1000)
+        cutoff = now - self._retention_ms
         async with self._redis.pipeline(transaction=False) as pipe:
             for key, packed in batch:
-                pipe.xadd(key, {"m": packed}, minid=cutoff, approximate=True)
-            for key in {key for key, _ in batch}:
-                pipe.pexpire(key, self._retention_ms)
+                pipe.execute_command("XADD", key, "MINID", "~", cutoff, "*", "m", packed)
+            for key in self._to_expire({key for key, _ in batch}, now):
+                pipe.execute_command("PEXPIRE", key, self._retention_ms)
             await pipe.execute()
+
+    def _to_expire(self, keys: set[str], now: int) -> list[str]:
+        """The ones of ``keys`` whose expiry was not pushed out lately: once per
+        minute (or 1 % of the retention, if less) is enough: a conversation then lives at
+        least 99 % of the retention period past its last message."""
+        due = [key for key in keys if now - self._expired_at.get(key, 0) >= self._expire_every_ms]
+        if len(self._expired_at) + len(due) > _EXPIRE_MEMORY:
+            self._expired_at.clear()
+        for key in due:
+            self._expired_at[key] = now
+        return due
 
     async def read(self, key: str, *, before: int | None, q: str | None, limit: int) -> list[dict[str, Any]]:
         """Up to ``limit`` entries of ``key``, newest first, with ``ts < before`` and ``q``
@@ -88,6 +107,8 @@ class History:
             page = await self._redis.xrevrange(key, max=top, min="-", count=_PAGE)
             for _, fields in page:
                 entry = msgpack.unpackb(fields[b"m"], raw=False)
+                if b"ts" in fields:  # written by send.lua, which knows the time only there
+                    entry["ts"] = int(fields[b"ts"])
                 if before is not None and entry["ts"] >= before:
                     continue
                 if needle is not None and needle not in entry["body"].casefold():

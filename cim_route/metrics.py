@@ -3,12 +3,20 @@ in tests), and the ASGI middleware that counts requests by route template and st
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["Metrics", "RequestMetrics"]
+
+_MAX_CHILDREN = 1024
+_MULTIPROC_VAR = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client's own variable (read by it at import), not a cim setting."""
 
 
 class Metrics:
@@ -42,8 +50,45 @@ class Metrics:
             "cim_route_history_dropped", "History entries dropped (queue full or Redis error)", registry=r
         )
 
+        self._children: dict[tuple[str, ...], tuple[Any, Any]] = {}
+
+    def request_done(self, method: str, template: str, status: int, seconds: float) -> None:
+        """Count one HTTP request and its duration."""
+        count, duration = self._child(
+            ("request", method, template, str(status)),
+            lambda: (
+                self.requests.labels(method, template, str(status)),
+                self.request_seconds.labels(template),
+            ),
+        )
+        count.inc()
+        duration.observe(seconds)
+
+    def accepted(self, kind: str, seconds: float) -> None:
+        """Count one accepted message and its store + publish time."""
+        count, duration = self._child(
+            ("accepted", kind), lambda: (self.messages.labels(kind), self.send_seconds.labels(kind))
+        )
+        count.inc()
+        duration.observe(seconds)
+
+    def _child(self, key: tuple[str, ...], make: Callable[[], tuple[Any, Any]]) -> tuple[Any, Any]:
+        """The labelled metrics of ``key``, looked up once (``labels()`` costs a few µs a call)."""
+        found = self._children.get(key)
+        if found is None:
+            found = make()
+            if len(self._children) < _MAX_CHILDREN:
+                self._children[key] = found
+        return found
+
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """The exposition text; in a multi-worker route (prometheus_client's multiprocess mode,
+        ``PROMETHEUS_MULTIPROC_DIR`` set by ``cim_route.workers``) the sum over every worker."""
+        if not os.environ.get(_MULTIPROC_VAR):
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry)
 
 
 class RequestMetrics:
@@ -69,7 +114,5 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(scope["method"], template, str(status)).inc()
-            self.metrics.request_seconds.labels(template).observe(time.perf_counter() - start)
+            template = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.request_done(scope["method"], template, status, time.perf_counter() - start)

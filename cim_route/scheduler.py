@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from cim_route.metrics import Metrics
 from cim_route.send import Sender
 from shared.keys import Keys
+from shared.message import new_message_id, now_ms
 from shared.protocol import MessageKind
 from shared.scripts import Scripts
 
@@ -56,10 +57,27 @@ class Scheduler:
         self._idempotency_s = idempotency_s
 
     async def schedule(
-        self, job: dict[str, Any], answer: dict[str, Any], idem_key: str | None
+        self,
+        *,
+        kind: MessageKind,
+        sender: str,
+        body: str,
+        delay_ms: int,
+        target: dict[str, str],
+        answer: dict[str, Any],
+        idem_scope: str | None,
     ) -> dict[str, Any]:
-        """Add ``job`` (id, kind, from, to or group, body, due); return ``answer``, or the first
-        answer when ``idem_key`` was already used."""
+        """Schedule a message (``target``: ``{"to": user}`` or ``{"group": name}``) due in
+        ``delay_ms``; return ``{id, seq: null, ts, status: "scheduled", due}`` with ``answer``'s
+        fields, or the first answer when ``idem_scope`` (per sender) was already used."""
+        msg_id, ts = new_message_id(), now_ms()
+        due = ts + delay_ms
+        job = {"id": msg_id, "kind": kind.value, "from": sender, "body": body, "due": due, **target}
+        answer = {"id": msg_id, **answer, "seq": None, "ts": ts, "status": "scheduled", "due": due}
+        idem_key = self._keys.idem(sender, idem_scope) if idem_scope is not None else None
+        return await self._add(job, answer, idem_key)
+
+    async def _add(self, job: dict[str, Any], answer: dict[str, Any], idem_key: str | None) -> dict[str, Any]:
         if idem_key is not None:
             packed_answer = msgpack.packb(answer, use_bin_type=True)
             if not await self._redis.set(idem_key, packed_answer, nx=True, ex=self._idempotency_s):
@@ -121,7 +139,12 @@ class Scheduler:
         scope = f"delayed:{job['id']}"
         if job["kind"] == MessageKind.P2P:
             await self._sender.direct(
-                sender=job["from"], to=job["to"], body=job["body"], msg_id=job["id"], idem_scope=scope
+                sender=job["from"],
+                to=job["to"],
+                body=job["body"],
+                msg_id=job["id"],
+                idem_scope=scope,
+                revoked_key=None,
             )
         else:
             group = job["group"]

@@ -1,14 +1,17 @@
-"""Per-user inboxes: the stored form of a message, storing one and reading after a seq.
+"""Per-user inboxes: storing a message for one or many recipients and reading after a seq.
 
 An inbox is a Redis stream whose entry ids are ``<seq>-0``, so "everything after
-seq n" is one ``XRANGE``. An entry holds the message without ``seq`` and ``ts``
-(field ``m``, MessagePack) and the time it entered (field ``ts``); the seq is
-the entry id. ``store`` assigns seq, appends and trims in one Lua call
-(``lua/store.lua``), which is what makes seq gap-free under concurrency.
+seq n" is one ``XRANGE``. An entry holds the message without ``seq``, ``ts`` and
+``to`` (field ``m``, MessagePack of ``shared.message.message``: the inbox's owner is
+the recipient, so one packed message serves every member of a group) and the time
+it entered (field ``ts``); the seq is the entry id. The store scripts assign seq,
+append and trim in one Lua call per batch of recipients (``lua/_store.lua``), which
+is what makes seq gap-free under concurrency.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,14 +20,54 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from shared.keys import Keys
-from shared.scripts import Scripts
+from shared.message import frame, message
+from shared.scripts import Scripts, evalsha
 
-__all__ = ["Stored", "msg_frame", "pack_message", "parse_stored", "read_after", "store"]
+__all__ = [
+    "BATCH",
+    "Batch",
+    "Delivery",
+    "Retention",
+    "Stored",
+    "msg_frame",
+    "pack",
+    "pack_message",
+    "parse_stored",
+    "read_after",
+    "store",
+    "store_many",
+]
+
+BATCH = 500
+"""Recipients per ``store_batch.lua`` call: one call holds Redis for about a millisecond."""
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long and how many messages an inbox keeps, and how long an idempotency key lives."""
+
+    seconds: int
+    count: int
+    idempotency_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One recipient's outcome of a store: ``new`` is False when it already had the message
+    (an idempotent retry); ``ts`` when it entered this inbox; ``node`` is where the
+    recipient's session is, or None."""
+
+    to: str
+    new: bool
+    seq: int
+    ts: int
+    node: str | None
 
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    """Outcome of a store: ``new`` is False when an idempotency key matched."""
+    """Outcome of a one-recipient ``store``: ``new`` is False when an idempotency key matched
+    (then seq, ts and id are the first answer's)."""
 
     new: bool
     seq: int
@@ -32,20 +75,33 @@ class Stored:
     id: str
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Outcome of ``store_many``: ``ts`` and ``id`` are the new message's, or the first answer's
+    when a recipient already had it (a retry: ``repeat``); one ``Delivery`` per recipient."""
+
+    ts: int
+    id: str
+    deliveries: list[Delivery]
+
+    @property
+    def repeat(self) -> bool:
+        return any(not d.new for d in self.deliveries)
+
+
+def pack(fields: dict[str, Any]) -> bytes:
+    """The stored form of a message (``shared.message.message`` fields)."""
+    return msgpack.packb(fields, use_bin_type=True)
+
+
 def pack_message(*, id: str, kind: str, sender: str, to: str, body: str, group: str | None = None) -> bytes:
-    """The stored part of a message: everything of the ``msg`` frame but seq and ts."""
-    m: dict[str, Any] = {"id": id, "kind": kind, "from": sender, "to": to, "body": body}
-    if group is not None:
-        m["group"] = group
-    return msgpack.packb(m, use_bin_type=True)
+    """The stored form of one message with its recipient in it (``pack`` leaves ``to`` out)."""
+    return pack({**message(id=id, kind=kind, sender=sender, body=body, group=group), "to": to})
 
 
 def msg_frame(packed: bytes, seq: int, ts: int) -> dict[str, Any]:
-    """A ``msg`` frame from a stored message and its seq and ts."""
-    frame = {"t": "msg", **msgpack.unpackb(packed, raw=False)}
-    frame["seq"] = seq
-    frame["ts"] = ts
-    return frame
+    """The ``msg`` frame of a ``pack_message`` form and its seq and ts."""
+    return frame(msgpack.unpackb(packed, raw=False), seq=seq, ts=ts)
 
 
 async def store(
@@ -61,27 +117,84 @@ async def store(
     idem_scope: str | None = None,
     idem_ttl_s: int = 600,
 ) -> None:
-    """Queue the store of one message for ``user`` on ``pipe``; its reply parses with
-    ``parse_stored``. Queue many (a group) and execute once: one round trip.
-
-    A coroutine because redis-py's ``AsyncScript`` is one even on a pipeline (it only
-    queues there): ``await store(pipe, ...)``, then ``await pipe.execute()``."""
-    script_keys = [keys.seq(user), keys.inbox(user)]
-    if idem_scope is not None:
-        script_keys.append(keys.idem(user, idem_scope))
-    await scripts.store(
-        keys=script_keys,
-        args=[packed, retention_s * 1000, retention_count, idem_ttl_s, msg_id],
+    """Queue the store of one message for ``user`` on ``pipe`` (its reply parses with
+    ``parse_stored``); queue many and execute once for one round trip. A coroutine because
+    redis-py's ``AsyncScript`` is one even on a pipeline (it only queues there)."""
+    await scripts.store_batch(
+        keys=_recipient_keys(keys, [user], idem_scope),
+        args=_args(packed, Retention(retention_s, retention_count, idem_ttl_s), idem_scope, msg_id),
         client=pipe,
     )
 
 
 def parse_stored(reply: list[Any]) -> Stored:
-    """Turn the store script's reply into ``Stored``."""
-    flag, seq, ts, msg_id = reply
-    if isinstance(msg_id, bytes):
-        msg_id = msg_id.decode()
-    return Stored(new=bool(flag), seq=int(seq), ts=int(ts), id=msg_id)
+    """Turn the reply of a ``store`` into ``Stored``."""
+    _, ts, msg_id, new, seq, _ = reply
+    return Stored(new=bool(new), seq=int(seq), ts=int(ts), id=_text(msg_id))
+
+
+async def store_many(
+    redis: Redis,
+    scripts: Scripts,
+    keys: Keys,
+    *,
+    users: Sequence[str],
+    packed: bytes,
+    msg_id: str,
+    retention: Retention,
+    idem_scope: str | None = None,
+) -> Batch:
+    """Store ``packed`` (see ``pack``) in the inbox of each of ``users``, each with its own seq:
+    one ``store_batch.lua`` call per ``BATCH`` recipients, all in one round trip. With
+    ``idem_scope`` a recipient that already has the message gets nothing new."""
+    args = _args(packed, retention, idem_scope, msg_id)
+    batches = [users[i : i + BATCH] for i in range(0, len(users), BATCH)]
+    async with redis.pipeline(transaction=False) as pipe:
+        for batch in batches:
+            pipe.execute_command(
+                *evalsha(scripts.store_batch, _recipient_keys(keys, batch, idem_scope), args)
+            )
+        replies = await scripts.execute(pipe)
+    stored = [_parse(batch, reply) for batch, reply in zip(batches, replies, strict=True)]
+    first = next((s for s in stored if s.repeat), stored[0]) if stored else Batch(0, msg_id, [])
+    return Batch(first.ts, first.id, [d for s in stored for d in s.deliveries])
+
+
+def _args(packed: bytes, retention: Retention, idem_scope: str | None, msg_id: str) -> list[Any]:
+    return [
+        packed,
+        retention.seconds * 1000,
+        retention.count,
+        retention.idempotency_s,
+        int(idem_scope is not None),
+        msg_id,
+    ]
+
+
+def _recipient_keys(keys: Keys, users: Sequence[str], idem_scope: str | None) -> list[str]:
+    out: list[str] = []
+    for user in users:
+        out += (keys.seq(user), keys.inbox(user), keys.session(user))
+        if idem_scope is not None:
+            out.append(keys.idem(user, idem_scope))
+    return out
+
+
+def _parse(users: Sequence[str], reply: list[Any]) -> Batch:
+    now, ts, msg_id, *flat = reply
+    deliveries = [
+        Delivery(user, bool(flat[i]), int(flat[i + 1]), int(now), _node(flat[i + 2]))
+        for i, user in zip(range(0, len(flat), 3), users, strict=True)
+    ]
+    return Batch(int(ts), _text(msg_id), deliveries)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _node(value: bytes | str) -> str | None:
+    return _text(value) or None
 
 
 async def read_after(
@@ -92,5 +205,6 @@ async def read_after(
     frames = []
     for entry_id, fields in entries:
         seq = int(entry_id.split(b"-")[0] if isinstance(entry_id, bytes) else entry_id.split("-")[0])
-        frames.append(msg_frame(fields[b"m"], seq, int(fields[b"ts"])))
+        stored = msgpack.unpackb(fields[b"m"], raw=False)
+        frames.append(frame(stored, seq=seq, ts=int(fields[b"ts"]), to=user))
     return frames

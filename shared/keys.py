@@ -7,7 +7,8 @@ slot and one Lua script can touch them together (seq, inbox, idempotency).
 |---------------------------------------|--------|----------------------------------------------|
 | user:{u}                              | hash   | ``pw`` (scrypt hash), ``created`` (ms)       |
 | seq:{u}                               | string | last seq assigned to u (never expires)       |
-| inbox:{u}                             | stream | id ``<seq>-0``, fields ``m`` (msgpack msg)    |
+| inbox:{u}                             | stream | id ``<seq>-0``, fields ``m`` (msgpack msg    |
+|                                       |        | without seq/ts/to), ``ts`` (ms it entered)    |
 | ack:{u}                               | string | highest seq u acked (cumulative)             |
 | session:{u}                           | hash   | ``node``, ``conn``, ``since``                |
 | idem:{u}:<scope>                      | hash   | ``seq``, ``ts``, ``id``, ``status`` of the first |
@@ -18,7 +19,8 @@ slot and one Lua script can touch them together (seq, inbox, idempotency).
 | groups:{u}                            | set    | names of u's groups                          |
 | group:{g}                             | hash   | ``creator``, ``created``                     |
 | members:{g}                           | set    | usernames                                    |
-| history:{a|b} / history:{#g}          | stream | auto ids, fields ``m`` (msgpack msg)          |
+| history:{a|b} / history:{#g}          | stream | auto ids, fields ``m`` (msgpack msg), and     |
+|                                       |        | ``ts`` for p2p ones (written by send.lua)     |
 | node-sessions:<node>                  | set    | usernames with a session on that node        |
 | online                                | zset   | all online usernames, score 0 (lex queries)  |
 | users                                 | zset   | all registered usernames, score 0            |

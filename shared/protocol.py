@@ -28,6 +28,7 @@ __all__ = [
     "MessageKind",
     "check_client_frame",
     "check_size",
+    "decode_frame",
     "decode_payload",
     "encode",
     "encode_many",
@@ -122,6 +123,14 @@ def decode_payload(payload: bytes) -> dict[str, Any]:
     if not isinstance(kind, str):
         raise FrameError(ErrorCode.BAD_FRAME, "frame has no string 't'")
     return frame
+
+
+def decode_frame(data: bytes) -> dict[str, Any]:
+    """Decode one complete encoded frame (length prefix included), as ``encode`` made it."""
+    (size,) = HEADER.unpack_from(data)
+    if len(data) != HEADER.size + size:
+        raise FrameError(ErrorCode.BAD_FRAME, "frame length does not match its header")
+    return decode_payload(data[HEADER.size :])
 
 
 class FrameDecoder:

@@ -1,7 +1,12 @@
-"""Lua scripts shipped in ``shared/lua/``, loaded once per Redis client."""
+"""Lua scripts shipped in ``shared/lua/``, loaded once per Redis client.
+
+A script may start with ``--! use NAME ...``: the named fragments (``lua/NAME.lua``, which
+define local functions such as ``store_one``) are put ahead of it, each once, so that two
+scripts share one piece of logic instead of a copy of it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from importlib import resources
 from typing import Any
@@ -11,37 +16,61 @@ from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-__all__ = ["Scripts"]
+__all__ = ["Scripts", "evalsha"]
 
 
-def _source(name: str) -> str:
+_USE = "--! use "
+
+
+def _read(name: str) -> str:
     return resources.files("shared").joinpath("lua", f"{name}.lua").read_text()
+
+
+def _source(name: str, included: set[str] | None = None) -> str:
+    """The script ``name`` with the fragments it uses (and theirs) ahead of it."""
+    included = set() if included is None else included
+    text = _read(name)
+    parts = []
+    for line in text.splitlines():
+        if line.startswith(_USE):
+            for dep in line[len(_USE) :].split():
+                if dep not in included:
+                    included.add(dep)
+                    parts.append(_source(dep, included))
+    return "\n".join([*parts, text])
+
+
+def evalsha(script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, ...]:
+    """The ``EVALSHA`` command of ``script`` (for ``execute_command`` on a pipeline, with
+    ``Scripts.execute``): cheaper than calling the script object, which is a coroutine."""
+    return ("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
 @dataclass(frozen=True, slots=True)
 class Scripts:
     """The registered scripts; ``redis-py`` runs EVALSHA and falls back to EVAL."""
 
-    store: AsyncScript
+    send: AsyncScript
+    store_batch: AsyncScript
+    guard: AsyncScript
     session_claim: AsyncScript
     session_release: AsyncScript
     session_restore: AsyncScript
     max_set: AsyncScript
-    rate_limit: AsyncScript
     delayed_claim: AsyncScript
-    idem_status: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:
         """Every field is the script ``shared/lua/<field name>.lua``."""
         return cls(**{f.name: redis.register_script(_source(f.name)) for f in fields(cls)})
 
-    async def execute(self, pipe: Pipeline) -> list[Any]:
+    async def execute(self, pipe: Pipeline, raise_on_error: bool = True) -> list[Any]:
         """``await pipe.execute()`` without the ``SCRIPT EXISTS`` round trip that redis-py puts
         ahead of every pipeline running a script. The queued EVALSHAs go out as they are; if
         Redis has lost its script cache (a restart, ``SCRIPT FLUSH``), the scripts are loaded
         again and only the commands that missed are sent again, so nothing runs twice. Raises
-        the first error reply, as ``pipe.execute()`` does."""
+        the first error reply, as ``pipe.execute()`` does (``raise_on_error=False``: error replies
+        are returned in their place)."""
         stack = list(pipe.command_stack)
         pipe.scripts.clear()
         replies = await pipe.execute(raise_on_error=False)
@@ -55,5 +84,6 @@ class Scripts:
                 pipe.pipeline_execute_command(*args, **options)
             for i, reply in zip(missed, await pipe.execute(raise_on_error=False), strict=True):
                 replies[i] = reply
-        pipe.raise_first_error(stack, replies)
+        if raise_on_error:
+            pipe.raise_first_error(stack, replies)
         return replies

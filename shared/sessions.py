@@ -20,9 +20,9 @@ from shared.scripts import Scripts
 __all__ = [
     "Session",
     "claim",
-    "lookup_many",
-    "node_of",
-    "queue_node",
+    "claimed",
+    "queue_claim",
+    "queue_release",
     "release",
     "restore_missing",
     "sweep_node",
@@ -39,50 +39,46 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def queue_node(pipe: Pipeline, keys: Keys, user: str) -> None:
-    """Queue the lookup of ``user``'s node on ``pipe`` (to share a caller's round trip);
-    ``node_of`` reads its reply."""
-    pipe.hmget(keys.session(user), "node")
+def _session_keys(keys: Keys, user: str, node: str) -> list[str]:
+    return [keys.session(user), keys.node_sessions(node), keys.online]
 
 
-def node_of(reply: list[bytes | str | None]) -> str | None:
-    """The node id from the reply of ``queue_node``, or None when the user is offline."""
-    return None if reply[0] is None else _text(reply[0])
+async def queue_claim(pipe: Pipeline, scripts: Scripts, keys: Keys, user: str, node: str, conn: str) -> None:
+    """Queue ``claim`` on ``pipe`` (to share a round trip with other calls); ``claimed`` reads
+    its reply. A coroutine: redis-py's script call is one even when it only queues."""
+    await scripts.session_claim(
+        keys=_session_keys(keys, user, node), args=[node, conn, int(time.time() * 1000), user], client=pipe
+    )
+
+
+def claimed(reply: list[bytes | str]) -> Session | None:
+    """The session a claim replaced (from the reply of ``queue_claim``), or None."""
+    return Session(_text(reply[0]), _text(reply[1])) if reply else None
 
 
 async def claim(
     redis: Redis, scripts: Scripts, keys: Keys, user: str, node: str, conn: str
 ) -> Session | None:
     """Make ``conn`` on ``node`` the session of ``user``; return the session it replaced."""
-    old = await scripts.session_claim(
-        keys=[keys.session(user), keys.node_sessions(node), keys.online],
-        args=[node, conn, int(time.time() * 1000), user],
-        client=redis,
-    )
-    return Session(_text(old[0]), _text(old[1])) if old else None
+    async with redis.pipeline(transaction=False) as pipe:
+        await queue_claim(pipe, scripts, keys, user, node, conn)
+        (reply,) = await scripts.execute(pipe)
+    return claimed(reply)
+
+
+async def queue_release(
+    pipe: Pipeline, scripts: Scripts, keys: Keys, user: str, node: str, conn: str = "*"
+) -> None:
+    """Queue ``release`` on ``pipe``; its reply is truthy when the session was removed."""
+    await scripts.session_release(keys=_session_keys(keys, user, node), args=[node, conn, user], client=pipe)
 
 
 async def release(redis: Redis, scripts: Scripts, keys: Keys, user: str, node: str, conn: str = "*") -> bool:
     """Remove the session of ``user`` if it is still ``conn`` (``*``: any connection on ``node``)."""
-    removed = await scripts.session_release(
-        keys=[keys.session(user), keys.node_sessions(node), keys.online],
-        args=[node, conn, user],
-        client=redis,
-    )
-    return bool(removed)
-
-
-async def lookup_many(redis: Redis, keys: Keys, users: list[str]) -> dict[str, Session]:
-    """Sessions of the online ones among ``users``, in one pipelined round trip."""
     async with redis.pipeline(transaction=False) as pipe:
-        for user in users:
-            pipe.hmget(keys.session(user), "node", "conn")
-        replies = await pipe.execute()
-    return {
-        user: Session(_text(node), _text(conn))
-        for user, (node, conn) in zip(users, replies, strict=True)
-        if node is not None
-    }
+        await queue_release(pipe, scripts, keys, user, node, conn)
+        (removed,) = await scripts.execute(pipe)
+    return bool(removed)
 
 
 async def sweep_node(redis: Redis, scripts: Scripts, keys: Keys, node: str) -> int:
@@ -92,11 +88,7 @@ async def sweep_node(redis: Redis, scripts: Scripts, keys: Keys, node: str) -> i
         return 0
     async with redis.pipeline(transaction=False) as pipe:
         for user in users:
-            await scripts.session_release(
-                keys=[keys.session(user), keys.node_sessions(node), keys.online],
-                args=[node, "*", user],
-                client=pipe,
-            )
+            await queue_release(pipe, scripts, keys, user, node)
         pipe.delete(keys.node_sessions(node))
         replies = await scripts.execute(pipe)
     return sum(1 for r in replies[:-1] if r)
@@ -117,7 +109,7 @@ async def restore_missing(
     async with redis.pipeline(transaction=False) as pipe:
         for user, conn in live.items():
             await scripts.session_restore(
-                keys=[keys.session(user), keys.node_sessions(node), keys.online],
+                keys=_session_keys(keys, user, node),
                 args=[node, conn, now, user],
                 client=pipe,
             )

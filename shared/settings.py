@@ -238,6 +238,8 @@ class RouteSettings(CommonSettings):
 
     route_host: str = "127.0.0.1"
     route_port: int = 8080
+    route_workers: int = 1
+    """Route processes sharing the port (``cim route --workers``); 1 = this process serves."""
     api_keys: tuple[str, ...] = ()
     balancer: str = "round_robin"
     rate_limit: RateLimit = field(default_factory=RateLimit)
@@ -264,3 +266,5 @@ class RouteSettings(CommonSettings):
             raise SettingsError(detail=f"CIM_BALANCER={self.balancer!r}: one of {', '.join(BALANCERS)}")
         if self.group_max <= 0:
             raise SettingsError(detail="CIM_GROUP_MAX must be positive")
+        if self.route_workers < 1:
+            raise SettingsError(detail="CIM_ROUTE_WORKERS must be at least 1")

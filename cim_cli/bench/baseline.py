@@ -1,10 +1,11 @@
-"""The baseline of ``cim bench p2p --baseline``: a bare FastAPI endpoint that only publishes to NATS.
+"""The "bare" baseline of ``cim bench --baseline``: a FastAPI endpoint that only publishes to NATS.
 
 ``python -m cim_cli.bench.baseline`` serves ``POST /messages {to, body}`` on
-``BENCH_PORT`` and publishes ``body`` to ``bench.<to>`` on ``BENCH_NATS_URL``,
-answering 202. Nothing is stored, nobody is authenticated, no seq is assigned:
-the same HTTP and NATS hops as cim without any of cim's own work, so the ratio
-of the two measurements is what that work costs.
+``BENCH_PORT`` and publishes a ``msg`` frame with ``body`` to ``bench.<to>`` on
+``BENCH_NATS_URL`` (the relay writes it to the recipient's socket), answering
+202. Nothing is stored, nobody is authenticated, no seq is assigned: the same
+HTTP (FastAPI + pydantic, like the route) and NATS hops as cim without any of
+cim's own work, so the ratio of the two measurements is what that work costs.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import msgpack
 import nats
 import uvicorn
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-__all__ = ["SUBJECT_PREFIX", "create_app"]
+from cim_cli.bench.relay import SUBJECT_PREFIX
 
-SUBJECT_PREFIX = "bench."
+__all__ = ["create_app"]
 
 
 class Send(BaseModel):
@@ -45,8 +47,10 @@ def create_app(nats_url: str) -> FastAPI:
 
     @app.post("/messages", status_code=202)
     async def send(msg: Send) -> dict[str, str]:
-        await app.state.nc.publish(SUBJECT_PREFIX + msg.to, msg.body.encode())
-        return {"id": uuid.uuid4().hex}
+        msg_id = uuid.uuid4().hex
+        frame = {"t": "msg", "id": msg_id, "seq": 0, "kind": "p2p", "to": msg.to, "body": msg.body}
+        await app.state.nc.publish(SUBJECT_PREFIX + msg.to, msgpack.packb(frame))
+        return {"id": msg_id}
 
     return app
 

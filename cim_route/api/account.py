@@ -11,11 +11,11 @@ from pydantic import BaseModel, Field
 from cim_route.api.schemas import API_PREFIX
 from cim_route.auth import Caller
 from cim_route.context import Context, Ctx
+from cim_route.guard import RateLimited
 from cim_route.passwords import verify_password
-from cim_route.ratelimit import RateLimited
-from cim_route.send import now_ms
 from shared import bus, tokens
 from shared.errors import ApiError
+from shared.message import now_ms
 from shared.protocol import KickReason
 
 router = APIRouter(prefix=API_PREFIX, tags=["account"])

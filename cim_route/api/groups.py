@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
@@ -20,10 +20,12 @@ from cim_route.api.schemas import (
 )
 from cim_route.auth import Caller, Sending, SendingCaller
 from cim_route.context import Context, Ctx
-from cim_route.send import new_message_id, now_ms
 from shared.errors import ApiError
+from shared.message import new_message_id, now_ms
 from shared.protocol import MessageKind
 from shared.settings import NAME_RE
+
+__all__ = ["load_members", "router"]
 
 router = APIRouter(prefix=API_PREFIX, tags=["groups"])
 
@@ -66,18 +68,20 @@ async def create(ctx: Ctx, caller: Caller, group: NewGroup) -> Group:
     return Group(name=group.name, members=members)
 
 
-async def _load(ctx: Context, name: str, caller: str, *, sending: SendingCaller | None = None) -> set[bytes]:
-    """The members of group ``name``; 404 ``unknown_group``, 403 ``not_member``. ``sending``:
-    the caller's token when it sends: its revocation check (401) and the take of a rate-limit
-    token (429 ``rate_limited``) share the round trip."""
-    async with ctx.redis.pipeline(transaction=False) as pipe:
-        if sending is not None:
-            sending.queue(pipe)
-            await ctx.limiter.queue(pipe, caller)
-        pipe.exists(ctx.keys.group(name))
-        pipe.smembers(ctx.keys.members(name))
-        replies = await ctx.scripts.execute(pipe)
-    exists, members = replies if sending is None else ctx.limiter.check(sending.check(replies))
+async def load_members(
+    ctx: Context, name: str, caller: str, *, sending: SendingCaller | None = None
+) -> set[bytes]:
+    """The members of group ``name`` if ``caller`` is one; 404 ``unknown_group``, 403
+    ``not_member``. ``sending``: the caller's token when it sends, whose checks (401, 429
+    ``rate_limited``) share the round trip."""
+    reads = [("EXISTS", ctx.keys.group(name)), ("SMEMBERS", ctx.keys.members(name))]
+    if sending is not None:
+        exists, members = await ctx.guard.admit(ctx.redis, sending.revoked_key, caller, then=reads)
+    else:
+        async with ctx.redis.pipeline(transaction=False) as pipe:
+            for command in reads:
+                pipe.execute_command(*command)
+            exists, members = await pipe.execute()
     if not exists:
         raise ApiError(404, "unknown_group", f"no such group: {name}")
     if caller.encode() not in members:
@@ -92,7 +96,7 @@ class MemberChange(BaseModel):
 
 @router.post("/groups/{name}/members", summary="Add and remove members (members only)")
 async def change_members(ctx: Ctx, caller: Caller, name: GroupName, change: MemberChange) -> Group:
-    current = {m.decode() for m in await _load(ctx, name, caller.username)}
+    current = {m.decode() for m in await load_members(ctx, name, caller.username)}
     add = sorted(set(change.add) - current)
     remove = sorted(set(change.remove) & current)
     _check_size(ctx, len((current | set(add)) - set(remove)))
@@ -150,10 +154,19 @@ async def send(ctx: Ctx, caller: Sending, name: GroupName, msg: NewGroupMessage)
     check_body(ctx, msg.body)
     delay = check_delay(ctx, msg.delay_ms)
     sender = caller.username
-    members = await _load(ctx, name, sender, sending=caller)
+    members = await load_members(ctx, name, sender, sending=caller)
     targets = sorted(m.decode() for m in members if m.decode() != sender)
     if delay:
-        return GroupSent(**await _schedule(ctx, sender, name, msg, delay, len(targets)))
+        answer = await ctx.scheduler.schedule(
+            kind=MessageKind.GROUP,
+            sender=sender,
+            body=msg.body,
+            delay_ms=delay,
+            target={"group": name},
+            answer={"recipients": len(targets)},
+            idem_scope=f"sched-group:{name}:{msg.client_msg_id}" if msg.client_msg_id else None,
+        )
+        return GroupSent(**answer)
     scope = f"group:{sender}:{msg.client_msg_id}" if msg.client_msg_id else None
     result = await ctx.sender.fan_out(
         sender=sender,
@@ -165,30 +178,3 @@ async def send(ctx: Ctx, caller: Sending, name: GroupName, msg: NewGroupMessage)
         idem_scope=scope,
     )
     return GroupSent(id=result.id, recipients=result.recipients)
-
-
-async def _schedule(
-    ctx: Context, sender: str, group: str, msg: NewGroupMessage, delay: int, recipients: int
-) -> dict[str, Any]:
-    msg_id, ts = new_message_id(), now_ms()
-    due = ts + delay
-    job = {
-        "id": msg_id,
-        "kind": MessageKind.GROUP.value,
-        "from": sender,
-        "group": group,
-        "body": msg.body,
-        "due": due,
-    }
-    answer = {
-        "id": msg_id,
-        "recipients": recipients,
-        "seq": None,
-        "ts": ts,
-        "status": "scheduled",
-        "due": due,
-    }
-    idem_key = (
-        ctx.keys.idem(sender, f"sched-group:{group}:{msg.client_msg_id}") if msg.client_msg_id else None
-    )
-    return await ctx.scheduler.schedule(job, answer, idem_key)

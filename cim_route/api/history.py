@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from cim_route.api.groups import load_members
 from cim_route.api.schemas import API_PREFIX
 from cim_route.auth import Caller
 from cim_route.context import Ctx
@@ -44,13 +45,6 @@ async def history(
         key = ctx.keys.dm_history(caller.username, with_)
     else:
         assert group is not None
-        async with ctx.redis.pipeline(transaction=False) as pipe:
-            pipe.exists(ctx.keys.group(group))
-            pipe.sismember(ctx.keys.members(group), caller.username)
-            exists, member = await pipe.execute()
-        if not exists:
-            raise ApiError(404, "unknown_group", f"no such group: {group}")
-        if not member:
-            raise ApiError(403, "not_member", f"{caller.username} is not a member of {group}")
+        await load_members(ctx, group, caller.username)
         key = ctx.keys.group_history(group)
     return HistoryPage(messages=await ctx.history.read(key, before=before, q=q, limit=limit))

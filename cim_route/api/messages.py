@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from pydantic import BaseModel
 
@@ -15,13 +13,14 @@ from cim_route.api.schemas import (
     Name,
     check_body,
     check_delay,
-    unknown_from,
 )
-from cim_route.auth import Sending
-from cim_route.context import Ctx
-from cim_route.send import new_message_id, now_ms
-from shared.errors import ApiError
+from cim_route.auth import Sending, SendingCaller
+from cim_route.context import Context, Ctx
+from cim_route.send import Direct
+from shared.message import new_message_id
 from shared.protocol import MessageKind
+
+__all__ = ["Accepted", "NewMessage", "router", "send_now"]
 
 router = APIRouter(prefix=API_PREFIX, tags=["messages"])
 
@@ -48,37 +47,37 @@ async def send(ctx: Ctx, caller: Sending, msg: NewMessage) -> Accepted:
     due}``. 404 ``unknown_user``, 413 ``too_large``, 429 ``rate_limited``."""
     check_body(ctx, msg.body)
     delay = check_delay(ctx, msg.delay_ms)
+    if not delay:
+        result = await send_now(ctx, caller, msg.to, msg.body, msg.client_msg_id)
+        return Accepted(id=result.id, seq=result.seq, ts=result.ts, status=result.status)
     sender = caller.username
-    async with ctx.redis.pipeline(transaction=False) as pipe:
-        caller.queue(pipe)
-        await ctx.limiter.queue(pipe, sender)
-        pipe.zmscore(ctx.keys.users, [msg.to])
-        replies = ctx.limiter.check(caller.check(await ctx.scripts.execute(pipe)))
-    if unknown_from([msg.to], replies[0]):
-        raise ApiError(404, "unknown_user", f"no such user: {msg.to}")
-    if delay:
-        return Accepted(**await _schedule(ctx, sender, msg, delay))
-    scope = f"p2p:{sender}:{msg.client_msg_id}" if msg.client_msg_id else None
-    result = await ctx.sender.direct(
-        sender=sender, to=msg.to, body=msg.body, msg_id=new_message_id(), idem_scope=scope
+    await ctx.guard.admit(ctx.redis, caller.revoked_key, sender, to=msg.to)
+    scope = f"sched:{msg.client_msg_id}" if msg.client_msg_id else None
+    answer = await ctx.scheduler.schedule(
+        kind=MessageKind.P2P,
+        sender=sender,
+        body=msg.body,
+        delay_ms=delay,
+        target={"to": msg.to},
+        answer={},
+        idem_scope=scope,
     )
-    return Accepted(id=result.id, seq=result.seq, ts=result.ts, status=result.status)
+    return Accepted(**answer)
 
 
-async def _schedule(ctx: Ctx, sender: str, msg: NewMessage, delay: int) -> dict[str, Any]:
-    msg_id, ts = new_message_id(), now_ms()
-    due = ts + delay
-    job = {
-        "id": msg_id,
-        "kind": MessageKind.P2P.value,
-        "from": sender,
-        "to": msg.to,
-        "body": msg.body,
-        "due": due,
-    }
-    answer = {"id": msg_id, "seq": None, "ts": ts, "status": "scheduled", "due": due}
-    idem_key = ctx.keys.idem(sender, f"sched:{msg.client_msg_id}") if msg.client_msg_id else None
-    return await ctx.scheduler.schedule(job, answer, idem_key)
+async def send_now(
+    ctx: Context, caller: SendingCaller, to: str, body: str, client_msg_id: str | None
+) -> Direct:
+    """A checked p2p send (``POST /messages`` without delay; also the lean endpoint's)."""
+    sender = caller.username
+    return await ctx.sender.direct(
+        sender=sender,
+        to=to,
+        body=body,
+        msg_id=new_message_id(),
+        idem_scope=f"p2p:{sender}:{client_msg_id}" if client_msg_id else None,
+        revoked_key=caller.revoked_key,
+    )
 
 
 class NewBroadcast(BaseModel):
@@ -94,10 +93,7 @@ class FanOutAnswer(BaseModel):
 async def broadcast(ctx: Ctx, caller: Sending, msg: NewBroadcast) -> FanOutAnswer:
     """202 ``{id, recipients}``: every online user but the sender; not stored (seq 0)."""
     check_body(ctx, msg.body)
-    async with ctx.redis.pipeline(transaction=False) as pipe:
-        caller.queue(pipe)
-        await ctx.limiter.queue(pipe, caller.username)
-        ctx.limiter.check(caller.check(await ctx.scripts.execute(pipe)))
+    await ctx.guard.admit(ctx.redis, caller.revoked_key, caller.username)
     result = await ctx.sender.to_online(
         sender=caller.username, body=msg.body, kind=MessageKind.BROADCAST, exclude=caller.username
     )

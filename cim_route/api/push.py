@@ -19,8 +19,9 @@ from cim_route.api.schemas import (
 )
 from cim_route.auth import ApiKey
 from cim_route.context import Context, Ctx
-from cim_route.send import SYSTEM_SENDER, FanOut, new_message_id
+from cim_route.send import SYSTEM_SENDER, FanOut
 from shared.errors import ApiError
+from shared.message import new_message_id
 from shared.protocol import MessageKind
 
 router = APIRouter(prefix=API_PREFIX, tags=["push"], dependencies=[ApiKey])

@@ -21,7 +21,6 @@ __all__ = [
     "check_body",
     "check_delay",
     "require_known",
-    "unknown_from",
     "unknown_users",
 ]
 
@@ -72,16 +71,12 @@ def check_delay(ctx: Context, delay_ms: int | None) -> int:
     return delay
 
 
-def unknown_from(names: list[str], reply: list[Any]) -> list[str]:
-    """The ones of ``names`` whose ``ZMSCORE`` on the users set (``reply``) is empty."""
-    return [name for name, score in zip(names, reply, strict=True) if score is None]
-
-
 async def unknown_users(ctx: Context, names: list[str]) -> list[str]:
     """The ones of ``names`` that are not registered."""
     if not names:
         return []
-    return unknown_from(names, await ctx.redis.zmscore(ctx.keys.users, names))
+    scores = await ctx.redis.zmscore(ctx.keys.users, names)
+    return [name for name, score in zip(names, scores, strict=True) if score is None]
 
 
 def require_known(unknown: list[str]) -> None:

@@ -11,8 +11,8 @@ from cim_route.api.schemas import API_PREFIX, Name
 from cim_route.auth import UserOrService
 from cim_route.context import Ctx
 from cim_route.passwords import hash_password
-from cim_route.send import now_ms
 from shared.errors import ApiError
+from shared.message import now_ms
 
 router = APIRouter(prefix=API_PREFIX, tags=["users"])
 

@@ -124,6 +124,18 @@ async def test_acks_are_batched_into_one_redis_write(
     assert int(await redis.get(key)) == 5  # ack 99 was clamped to what was delivered
 
 
+async def test_acks_survive_redis_losing_its_scripts(
+    node: NodeServer, clients, box: Inbox, redis, prefix
+) -> None:
+    c = await clients(node)
+    await c.login("alice")
+    await box.send(node, "alice", 2)
+    await c.recv_msgs(2)
+    await redis.script_flush()
+    await c.send({"t": "ack", "seq": 2})
+    await eventually(lambda: _get_int(redis, Keys(prefix).ack("alice"), 2), timeout=3, what="ack cursor 2")
+
+
 async def test_ack_is_written_at_close(make_node: NodeFactory, clients, box: Inbox, redis, prefix) -> None:
     node = await make_node(ack_flush_ms=60000)
     c = await clients(node)

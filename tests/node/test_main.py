@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import resource
 import secrets
 import signal
 import subprocess
@@ -35,7 +36,11 @@ def node_proc(nats_service: Service, redis_service: Service, prefix: str, tmp_pa
     log = tmp_path / "node.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cim_node"], env=env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "cim_node"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_low_open_files_limit,  # the node must raise it itself
         )
     try:
         wait_for_port("127.0.0.1", port, 20.0, proc)
@@ -44,6 +49,28 @@ def node_proc(nats_service: Service, redis_service: Service, prefix: str, tmp_pa
         if proc.poll() is None:
             proc.kill()
         proc.wait(10)
+
+
+LOW_NOFILE = 256
+
+
+def _low_open_files_limit() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(LOW_NOFILE, hard), hard))
+
+
+def _open_files_limits(pid: int) -> tuple[int, int]:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return int(soft), int(hard)
+    raise AssertionError("no open files line")
+
+
+async def test_node_raises_its_open_files_limit_to_the_hard_limit(node_proc) -> None:
+    proc, _, _, _ = node_proc
+    soft, hard = _open_files_limits(proc.pid)
+    assert soft == hard >= LOW_NOFILE
 
 
 async def test_sigterm_drains_withdraws_and_exits_zero(node_proc, nats_service: Service) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from types import SimpleNamespace
 
@@ -121,6 +122,8 @@ async def test_idempotent_retry(route: RouteUnderTest, nc) -> None:
     other = (await route.http.post("/messages", json={**msg, "client_msg_id": "m-2"}, headers=ann)).json()
     assert other["seq"] == 2
     assert len(await read_after(route.ctx.redis, route.ctx.keys, "bob", 0)) == 2
+    history = (await route.http.get("/history", params={"with": "bob"}, headers=ann)).json()["messages"]
+    assert [m["id"] for m in history] == [other["id"], first["id"]]  # the retry wrote no entry
     await next_payload(sub)
     await next_payload(sub)
     await settle(route, nc)
@@ -217,3 +220,22 @@ async def test_send_after_redis_lost_its_scripts(route: RouteUnderTest) -> None:
         assert resp.status_code == 202, resp.text
     frames = await read_after(route.ctx.redis, route.ctx.keys, "bob", 0)
     assert [(f["seq"], f["body"]) for f in frames] == [(1, "a"), (2, "b")]
+
+
+async def test_lean_and_fastapi_paths_answer_alike(route: RouteUnderTest) -> None:
+    """A plain send is answered ahead of FastAPI; one it leaves to FastAPI (another content
+    type) gets the same answer, and both count under the call's template in /metrics."""
+    ann = await route.user("ann")
+    await route.user("bob")
+    lean = await route.http.post("/messages", json={"to": "bob", "body": "a"}, headers=ann)
+    full = await route.http.post(
+        "/messages",
+        content=json.dumps({"to": "bob", "body": "b"}),
+        headers={**ann, "Content-Type": "application/json; charset=utf-8"},
+    )
+    assert lean.status_code == full.status_code == 202
+    assert lean.headers["content-type"] == full.headers["content-type"] == "application/json"
+    assert set(lean.json()) == set(full.json()) == {"id", "seq", "ts", "status"}
+    assert (lean.json()["seq"], full.json()["seq"]) == (1, 2)
+    text = (await route.root.get("/metrics")).text
+    assert 'cim_route_requests_total{method="POST",route="/api/v1/messages",status="202"} 2.0' in text

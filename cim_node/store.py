@@ -1,0 +1,86 @@
+"""What a connection asks of Redis: the login check, its session, its inbox.
+
+Logins, claims and releases of one loop turn share one pipeline (``RedisBatch``),
+and so do inbox reads, so a burst of logins costs a few round trips, not four
+per login.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from cim_node.batch import RedisBatch
+from shared import inbox, sessions
+from shared.keys import Keys
+from shared.scripts import Scripts
+
+__all__ = ["LoginState", "SessionStore"]
+
+LoginState = tuple[bool, int]
+"""(token revoked, the user's ack cursor)."""
+
+
+class SessionStore:
+    """One node's Redis work for its connections."""
+
+    def __init__(self, redis: Redis, scripts: Scripts, keys: Keys, node_id: str) -> None:
+        self._scripts = scripts
+        self._keys = keys
+        self._node = node_id
+        self._batch = RedisBatch(redis, scripts)
+        self._streams = _BatchedStreams(self._batch)
+
+    async def login_state(self, user: str, jti: str) -> LoginState:
+        """Whether the token ``jti`` is revoked, and where ``user``'s ack cursor is."""
+
+        async def queue(pipe: Pipeline) -> None:
+            pipe.exists(self._keys.revoked(jti))
+            pipe.get(self._keys.ack(user))
+
+        revoked, cursor = await self._batch.call(queue)
+        return bool(revoked), int(cursor or 0)
+
+    async def claim(self, user: str, conn_id: str) -> sessions.Session | None:
+        """Make ``conn_id`` here ``user``'s session; return the one it replaced."""
+
+        async def queue(pipe: Pipeline) -> None:
+            await sessions.queue_claim(pipe, self._scripts, self._keys, user, self._node, conn_id)
+
+        (reply,) = await self._batch.call(queue)
+        return sessions.claimed(reply)
+
+    async def release(self, user: str, conn_id: str) -> bool:
+        """Drop ``user``'s session if it is still ``conn_id``; True if it was."""
+
+        async def queue(pipe: Pipeline) -> None:
+            await sessions.queue_release(pipe, self._scripts, self._keys, user, self._node, conn_id)
+
+        (removed,) = await self._batch.call(queue)
+        return bool(removed)
+
+    async def read_after(self, user: str, after_seq: int, count: int) -> list[dict[str, Any]]:
+        """Up to ``count`` stored ``msg`` frames of ``user`` after ``after_seq``."""
+        return await inbox.read_after(self._streams, self._keys, user, after_seq, count)  # type: ignore[arg-type]
+
+    async def close(self) -> None:
+        await self._batch.close()
+
+
+class _BatchedStreams:
+    """The one Redis call ``inbox.read_after`` makes (``xrange``), sent in the shared pipeline:
+    the inbox module keeps its one way of reading and parsing entries."""
+
+    __slots__ = ("_batch",)
+
+    def __init__(self, batch: RedisBatch) -> None:
+        self._batch = batch
+
+    async def xrange(self, name: str, min: str, max: str, count: int) -> list[Any]:  # noqa: A002 - redis-py's names
+        async def queue(pipe: Pipeline) -> None:
+            pipe.xrange(name, min=min, max=max, count=count)
+
+        (entries,) = await self._batch.call(queue)
+        return entries

@@ -1,0 +1,85 @@
+"""May this caller send? The checks every send makes before anything is stored: the token is
+not revoked, the sender's token bucket (``CIM_RATE_LIMIT``, shared by every route replica in
+Redis) has a token, and the recipient exists. They run in Lua (``lua/_guard.lua``): inside the
+store script of a p2p send (one round trip for the whole send), or as ``guard.lua`` ahead of
+the other commands of a call (``Guard.admit``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+
+from cim_route.metrics import Metrics
+from shared.errors import ApiError
+from shared.keys import Keys
+from shared.scripts import Scripts, evalsha
+from shared.settings import RateLimit
+
+__all__ = ["Guard", "RateLimited", "revoked"]
+
+
+class RateLimited(ApiError):
+    """429 ``rate_limited`` with a ``Retry-After`` (whole seconds, at least 1)."""
+
+    def __init__(self, wait_ms: int, what: str = "too many messages") -> None:
+        super().__init__(429, "rate_limited", f"{what}; retry in {wait_ms} ms")
+        self.headers = {"Retry-After": str(max(1, -(-wait_ms // 1000)))}
+
+
+def revoked() -> ApiError:
+    return ApiError(401, "unauthorized", "token revoked")
+
+
+class Guard:
+    """Builds the checks' Lua arguments and turns a refusal into its HTTP error."""
+
+    def __init__(self, scripts: Scripts, keys: Keys, limit: RateLimit, metrics: Metrics) -> None:
+        self._scripts = scripts
+        self._keys = keys
+        self._limit = limit
+        self._metrics = metrics
+
+    def keys(self, revoked_key: str, sender: str) -> list[str]:
+        """The checks' KEYS: the token's revocation key, the sender's bucket, the users set."""
+        return [revoked_key, self._keys.ratelimit(sender), self._keys.users]
+
+    def args(self, to: str) -> list[Any]:
+        """The checks' ARGV: rate (0 = off), burst, the recipient ('' = none to check)."""
+        return [self._limit.rate if self._limit.enabled else 0, self._limit.burst, to]
+
+    def check(self, reply: list[Any], to: str) -> None:
+        """Raise the refusal in a reply of ``_guard.lua`` (its first element), if there is one:
+        401 ``unauthorized`` (revoked), 429 ``rate_limited``, 404 ``unknown_user``."""
+        code = reply[0]
+        if code == b"ok":
+            return
+        if code == b"revoked":
+            raise revoked()
+        if code == b"rate_limited":
+            self._metrics.rate_limited.inc()
+            raise RateLimited(int(reply[1]))
+        if code == b"unknown_user":
+            raise ApiError(404, "unknown_user", f"no such user: {to}")
+        raise RuntimeError(f"unexpected guard reply {reply!r}")
+
+    async def admit(
+        self,
+        redis: Redis,
+        revoked_key: str,
+        sender: str,
+        *,
+        to: str = "",
+        then: Sequence[tuple[Any, ...]] = (),
+    ) -> list[Any]:
+        """Check the caller (and ``to``, when given), then run the commands ``then`` in the same
+        round trip; return their replies. ``then`` runs even when the check refuses: only read
+        commands belong there."""
+        command = evalsha(self._scripts.guard, self.keys(revoked_key, sender), self.args(to))
+        async with redis.pipeline(transaction=False) as pipe:
+            for args in (command, *then):
+                pipe.execute_command(*args)
+            checked, *replies = await self._scripts.execute(pipe)
+        self.check(checked, to)
+        return replies
