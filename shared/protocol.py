@@ -31,7 +31,6 @@ __all__ = [
     "decode_frame",
     "decode_payload",
     "encode",
-    "encode_many",
     "error_frame",
     "kick_frame",
 ]
@@ -100,11 +99,6 @@ def encode(frame: dict[str, Any]) -> bytes:
     """Encode one frame (length prefix + MessagePack map)."""
     body = msgpack.packb(frame, use_bin_type=True)
     return HEADER.pack(len(body)) + body
-
-
-def encode_many(frames: list[dict[str, Any]]) -> bytes:
-    """Encode several frames into one buffer, for a single socket write."""
-    return b"".join(encode(f) for f in frames)
 
 
 def decode_payload(payload: bytes) -> dict[str, Any]:

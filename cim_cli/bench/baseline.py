@@ -28,7 +28,8 @@ __all__ = ["create_app"]
 
 
 class Send(BaseModel):
-    to: str
+    to: str | list[str]
+    """One user, or a group's members (``cim bench fanout --baseline``)."""
     body: str
 
 
@@ -46,11 +47,14 @@ def create_app(nats_url: str) -> FastAPI:
     app = FastAPI(lifespan=lifespan)
 
     @app.post("/messages", status_code=202)
-    async def send(msg: Send) -> dict[str, str]:
+    async def send(msg: Send) -> dict[str, str | int]:
         msg_id = uuid.uuid4().hex
-        frame = {"t": "msg", "id": msg_id, "seq": 0, "kind": "p2p", "to": msg.to, "body": msg.body}
-        await app.state.nc.publish(SUBJECT_PREFIX + msg.to, msgpack.packb(frame))
-        return {"id": msg_id}
+        targets = msg.to if isinstance(msg.to, list) else [msg.to]
+        kind = "group" if isinstance(msg.to, list) else "p2p"
+        for user in targets:
+            frame = {"t": "msg", "id": msg_id, "seq": 0, "kind": kind, "to": user, "body": msg.body}
+            await app.state.nc.publish(SUBJECT_PREFIX + user, msgpack.packb(frame))
+        return {"id": msg_id, "recipients": len(targets)}
 
     return app
 

@@ -7,7 +7,10 @@ of them. Each of ``bursts`` bursts sends ``burst_size`` group messages at once
 (first send to last receipt); **time to all members** is, per message, from
 its send to its receipt by the last member. ``--push-all`` sends ``POST
 /push {to: "*"}`` with the API key instead: every online user, nothing stored.
-CPU is per delivery.
+CPU is per delivery. ``--baseline`` (stored group only) also measures both
+baselines with the member list in each message (``{to: [names], body}``):
+bare publishes one NATS message per member, ideal also stores each in one
+Redis pipeline (``INCR`` + ``XADD`` per member).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Callable
 
 from cim_cli.bench.cpu import CpuWindow
 from cim_cli.bench.p2p import latency_figures
@@ -24,9 +28,9 @@ from cim_cli.bench.rawhttp import HttpConnection, HttpError
 from cim_cli.bench.receipts import Receipts, stamp
 from cim_cli.bench.receiver import ReceiverPool, connect_all
 from cim_cli.bench.report import Report, Run
-from cim_cli.bench.target import API, CimTarget, User
+from cim_cli.bench.target import API, Baseline, CimTarget, User
 
-__all__ = ["run"]
+__all__ = ["new_report", "run"]
 
 
 async def _group(target: CimTarget, owner: User, members: list[User]) -> str:
@@ -41,19 +45,37 @@ async def _group(target: CimTarget, owner: User, members: list[User]) -> str:
     return f"{API}/groups/{name}/messages"
 
 
-def _request(conn: HttpConnection, path: str, headers: dict[str, str], key: str, push_all: bool) -> bytes:
-    body = {"to": "*", "body": stamp(key)} if push_all else {"body": stamp(key)}
-    return conn.build("POST", path, json.dumps(body).encode(), headers)
+BodyOf = Callable[[str], bytes]
+"""A message body (``KEY|NS``) -> the JSON of the request that sends it."""
+
+
+async def _plan(
+    target: CimTarget | Baseline, args: argparse.Namespace, owner: User, members: list[User]
+) -> tuple[str, dict[str, str], BodyOf]:
+    """Path, headers and request body of one send to every member."""
+    if isinstance(target, Baseline):  # the member list travels with each message
+        names = json.dumps([m.name for m in members])
+        return "/messages", {}, lambda body: f'{{"to":{names},"body":"{body}"}}'.encode()
+    if args.push_all:
+        if not target.api_key:
+            raise ValueError("--push-all needs the cluster's API key (--api-key with --route)")
+        return (
+            API + "/push",
+            {"X-API-Key": target.api_key},
+            lambda body: f'{{"to":"*","body":"{body}"}}'.encode(),
+        )
+    path = await _group(target, owner, members)
+    return path, {"Authorization": f"Bearer {owner.token}"}, lambda body: f'{{"body":"{body}"}}'.encode()
 
 
 async def _burst(
-    conns: list[HttpConnection], path: str, headers: dict[str, str], keys: list[str], push_all: bool
+    conns: list[HttpConnection], path: str, headers: dict[str, str], body_of: BodyOf, keys: list[str]
 ) -> list[int]:
     """Send one message per connection at once; the recipients of each accepted one (0: refused)."""
 
     async def one(conn: HttpConnection, key: str) -> int:
         try:
-            status, answer = await conn.send(_request(conn, path, headers, key, push_all))
+            status, answer = await conn.send(conn.build("POST", path, body_of(stamp(key)), headers))
         except HttpError:
             return 0
         return int(json.loads(answer)["recipients"]) if status == 202 else 0
@@ -61,39 +83,36 @@ async def _burst(
     return await asyncio.gather(*(one(c, k) for c, k in zip(conns, keys, strict=True)))
 
 
-async def run(target: CimTarget, args: argparse.Namespace) -> Report:
-    """The whole scenario on ``target``."""
-    if args.push_all and not target.api_key:
-        raise ValueError("--push-all needs the cluster's API key (--api-key with --route)")
-    tag = uuid.uuid4().hex[:6]
-    users = await target.users([f"f{tag}-{i}" for i in range(args.members + 1)])
-    owner, members = users[0], users[1:]
-    if args.push_all:
-        path, headers = API + "/push", {"X-API-Key": target.api_key}
-    else:
-        path, headers = await _group(target, owner, members), {"Authorization": f"Bearer {owner.token}"}
-    receipts = Receipts(f"{tag}-")
-    report = Report(
+def new_report(args: argparse.Namespace) -> Report:
+    """The scenario's report, to which each target's ``run`` is added."""
+    return Report(
         "fanout" + (" --push-all" if args.push_all else ""),
         {"members": args.members, "bursts": args.bursts, "burst size": args.burst_size},
     )
+
+
+async def run(target: CimTarget | Baseline, args: argparse.Namespace) -> Run:
+    """The whole scenario on ``target``."""
+    tag = uuid.uuid4().hex[:6]
+    users = await target.users([f"f{tag}-{i}" for i in range(args.members + 1)])
+    owner, members = users[0], users[1:]
+    path, headers, body_of = await _plan(target, args, owner, members)
+    receipts = Receipts(f"{tag}-")
     async with ReceiverPool(receipts) as pool:
         await connect_all(pool, members)
         conns = [HttpConnection(*target.http) for _ in range(args.burst_size)]
         try:
-            report.runs.append(await _measure(target, args, conns, path, headers, receipts, tag))
+            return await _measure(target, args, conns, (path, headers, body_of), receipts, tag)
         finally:
             for conn in conns:
                 conn.close()
-    return report
 
 
 async def _measure(
-    target: CimTarget,
+    target: CimTarget | Baseline,
     args: argparse.Namespace,
     conns: list[HttpConnection],
-    path: str,
-    headers: dict[str, str],
+    plan: tuple[str, dict[str, str], BodyOf],
     receipts: Receipts,
     tag: str,
 ) -> Run:
@@ -104,7 +123,7 @@ async def _measure(
     for burst in range(args.bursts):
         keys = [f"{tag}-{burst}-{i}" for i in range(args.burst_size)]
         began = time.monotonic()
-        recipients = await _burst(conns, path, headers, keys, args.push_all)
+        recipients = await _burst(conns, *plan, keys)
         expected.update({k: n for k, n in zip(keys, recipients, strict=True) if n})
         goal = sum(expected.values())
         reached = await receipts.wait(lambda goal=goal: receipts.total >= goal, args.grace)
@@ -113,7 +132,7 @@ async def _measure(
     used = cpu.stop()
     deliveries = sum(min(receipts.by_key.get(k, [0])[0], n) for k, n in expected.items())
     complete = {k for k, n in expected.items() if receipts.by_key.get(k, [0])[0] >= n}
-    run = Run("cim", "delivery")
+    run = Run(target.name, "delivery")
     run.figures = {
         "messages": len(expected),
         "deliveries/s": round(deliveries / busy_s, 1) if busy_s > 0 else 0.0,

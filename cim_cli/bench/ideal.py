@@ -6,7 +6,9 @@ uvloop) but a raw ASGI app instead of FastAPI/pydantic: per request it does
 ONE Redis pipeline (``INCR`` the recipient's seq, ``XADD`` the message to its
 inbox, trimmed) and ONE NATS publish of the ready ``msg`` frame to
 ``bench.<to>`` (the relay writes it to the recipient's socket), then answers
-202 ``{id, seq}``. No auth, no rate limit, no session lookup: what is left is
+202 ``{id, seq}``. With ``to`` a list (``cim bench fanout --baseline``) the one
+pipeline holds an ``INCR`` + ``XADD`` per member, a publish goes to each, and
+the answer is ``{id, recipients}``. No auth, no rate limit, no session lookup: what is left is
 the work no implementation of this design can skip.
 """
 
@@ -75,17 +77,26 @@ class IdealApp:
         try:
             request = json.loads(body)
             to, text = request["to"], request["body"]
+            targets = to if isinstance(to, list) else [to]
         except (ValueError, KeyError, TypeError):
             await _answer(send, 422, {"error": "invalid_request", "detail": "{to, body} expected"})
             return
         msg_id = uuid.uuid4().hex
         async with self.redis.pipeline(transaction=False) as pipe:  # type: ignore[union-attr]
-            pipe.incr(f"seq:{{{to}}}")
-            pipe.xadd(f"inbox:{{{to}}}", {"id": msg_id, "b": text}, maxlen=INBOX_MAXLEN, approximate=True)
-            seq, _ = await pipe.execute()
-        frame = {"t": "msg", "id": msg_id, "seq": seq, "kind": "p2p", "to": to, "body": text}
-        await self.nc.publish(SUBJECT_PREFIX + to, msgpack.packb(frame))
-        await _answer(send, 202, {"id": msg_id, "seq": seq})
+            for user in targets:
+                pipe.incr(f"seq:{{{user}}}")
+                pipe.xadd(
+                    f"inbox:{{{user}}}", {"id": msg_id, "b": text}, maxlen=INBOX_MAXLEN, approximate=True
+                )
+            seqs = (await pipe.execute())[::2]
+        kind = "group" if isinstance(to, list) else "p2p"
+        for user, seq in zip(targets, seqs, strict=True):
+            frame = {"t": "msg", "id": msg_id, "seq": seq, "kind": kind, "to": user, "body": text}
+            await self.nc.publish(SUBJECT_PREFIX + user, msgpack.packb(frame))
+        if isinstance(to, list):
+            await _answer(send, 202, {"id": msg_id, "recipients": len(targets)})
+        else:
+            await _answer(send, 202, {"id": msg_id, "seq": seqs[0]})
 
 
 async def _answer(send: Send, status: int, payload: dict[str, Any]) -> None:

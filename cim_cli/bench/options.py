@@ -32,6 +32,7 @@ def add_bench_arguments(bench: argparse.ArgumentParser) -> None:
     fanout.add_argument("--members", type=int, default=2000, help="group size (default 2000)")
     fanout.add_argument("--bursts", type=int, default=20, help="bursts (default 20)")
     fanout.add_argument("--burst-size", type=int, default=1, help="messages per burst (default 1)")
+    fanout.add_argument("--baseline", action="store_true", help="also the bare and ideal baselines")
     fanout.add_argument("--push-all", action="store_true", help="push to '*' with the API key (not stored)")
     idle = scenarios.add_parser("idle", parents=[common], help="idle logged-in connections on one node")
     idle.add_argument("--connections", type=int, default=10000, help="connections (default 10000)")

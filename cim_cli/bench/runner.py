@@ -86,9 +86,16 @@ async def _sweep(args: argparse.Namespace) -> list[Report]:
 
 
 async def _fanout(args: argparse.Namespace) -> list[Report]:
+    if args.baseline and args.push_all:
+        raise ValueError("--baseline goes with a stored group, not --push-all")
+    report = fanout.new_report(args)
     env = {"group_max": str(max(1000, args.members + 1))}
-    async with _cim(args, **env) as target:
-        return [await fanout.run(target, args)]
+    targets = [_cim(args, **env), *(Baseline(kind) for kind in BASELINES if args.baseline)]
+    for target in targets:
+        async with target:
+            _progress(f"{target.name}: {args.members} members")
+            report.runs.append(await fanout.run(target, args))
+    return [report]
 
 
 async def _idle(args: argparse.Namespace) -> list[Report]:

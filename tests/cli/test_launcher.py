@@ -20,16 +20,17 @@ PASSWORD = "password123"
 START_TIMEOUT_S = 45.0
 
 
+def _parent(pid: int) -> int | None:
+    """The parent of ``pid`` (from /proc), None once it is gone."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None
+
+
 def _descendants(pid: int) -> set[int]:
     """Every process below ``pid`` (from /proc)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    parents = {int(e.name): _parent(int(e.name)) for e in Path("/proc").iterdir() if e.name.isdigit()}
     found: set[int] = set()
     frontier = {pid}
     while frontier:
@@ -286,7 +287,8 @@ async def test_up_restarts_whatever_exits_and_still_stops_everything(tmp_path: P
         # The route, NATS and Redis likewise, on the same ports with the same data.
         async with Client(up.route_url, "dora", PASSWORD) as dora:
             await dora.register()
-        servers = {_program(pid): pid for pid in _descendants(up.proc.pid)}
+        # Its own children only: a route with workers has more `python -m cim_route` below it.
+        servers = {_program(pid): pid for pid in _descendants(up.proc.pid) if _parent(pid) == up.proc.pid}
         for pid in (servers["nats-server"], servers["redis-server"], servers["python -m cim_route"]):
             os.kill(pid, signal.SIGKILL)
         reports = [await up.report() for _ in range(6)]

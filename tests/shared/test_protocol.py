@@ -15,9 +15,9 @@ from shared.protocol import (
     FrameType,
     KickReason,
     check_client_frame,
+    decode_frame,
     decode_payload,
     encode,
-    encode_many,
     error_frame,
     kick_frame,
 )
@@ -32,13 +32,21 @@ def test_encode_is_length_prefixed_msgpack() -> None:
 
 def test_decoder_round_trip_in_any_chunking() -> None:
     frames = [{"t": "login", "token": "x" * 300, "last_seq": 7}, {"t": "ping"}, {"t": "ack", "seq": 9}]
-    data = encode_many(frames)
+    data = b"".join(encode(f) for f in frames)
     for step in (1, 3, 7, len(data)):
         decoder = FrameDecoder()
         got = []
         for i in range(0, len(data), step):
             got.extend(decoder.feed(data[i : i + step]))
         assert got == frames
+
+
+def test_decode_frame_reads_one_encoded_frame() -> None:
+    frame = {"t": "msg", "seq": 3, "body": "hi"}
+    assert decode_frame(encode(frame)) == frame
+    with pytest.raises(FrameError) as info:
+        decode_frame(encode(frame) + b"x")
+    assert info.value.code == "bad_frame"
 
 
 def test_oversize_refused_from_the_header_alone() -> None:
