@@ -40,6 +40,7 @@ from cim_client._exceptions import CimApiError, CimError, ConnectionClosed, retr
 from cim_client._models import ConnectionState, Message, NodeAddress
 from cim_client._socket import NodeSocket, open_socket
 from shared.protocol import ErrorCode, FrameType, KickReason
+from shared.tasks import first_done
 
 __all__ = ["NextNode", "NodeLink"]
 
@@ -332,18 +333,9 @@ class NodeLink:
 
     async def _serve(self, wire: _Wire) -> _Ended:
         """Run the reader, heartbeat and acker of one wire until one of them ends it."""
-        tasks = [
-            asyncio.create_task(self._read(wire)),
-            asyncio.create_task(self._heartbeat(wire)),
-            asyncio.create_task(self._acks(wire)),
-        ]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        exc = next(iter(done)).exception()
+        first = await first_done(self._read(wire), self._heartbeat(wire), self._acks(wire))
+        assert first is not None  # no timeout: one of them ended
+        exc = first.exception()
         if isinstance(exc, _Ended):
             return exc
         return _Ended(repr(exc) if exc else "connection closed")

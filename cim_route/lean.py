@@ -25,7 +25,7 @@ from cim_route.api.schemas import API_PREFIX
 from cim_route.auth import SendingCaller, verified
 from cim_route.context import Context
 from shared.errors import ApiError
-from shared.settings import NAME_RE
+from shared.protocol import NAME_RE
 
 __all__ = ["LeanSend"]
 

@@ -42,24 +42,21 @@ async def run(route: str, user: str, password: str) -> int:
         ),
         on_kick=lambda reason: log.warning("kicked: %s", reason),
     )
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    serving: asyncio.Task[None] | None = None
     try:
         with contextlib.suppress(CimApiError):  # 409: registered before
             await client.register()
         await client.connect()
         print(f"echo bot {user} ready on {client.node.id if client.node else '?'}", flush=True)
         serving = asyncio.create_task(_serve(client))
-        stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (serving, stopping):
-            task.cancel()
-        await asyncio.gather(serving, stopping, return_exceptions=True)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, serving.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
     finally:
         await client.close()
-    return 0 if stop.is_set() else 1  # else the session ended on its own (a kick)
+    return 0 if serving is not None and serving.cancelled() else 1  # else a kick ended it
 
 
 async def _serve(client: Client) -> None:

@@ -10,6 +10,7 @@ that the node, the SDK and the tests share one codec and can feed it bytes.
 from __future__ import annotations
 
 import enum
+import re
 import struct
 from collections.abc import Iterator
 from typing import Any
@@ -26,6 +27,8 @@ __all__ = [
     "FrameType",
     "KickReason",
     "MessageKind",
+    "NAME_RE",
+    "NODE_ID_RE",
     "check_client_frame",
     "check_size",
     "decode_frame",
@@ -37,6 +40,12 @@ __all__ = [
 
 HEADER = struct.Struct(">I")
 DEFAULT_MAX_FRAME = 65536
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+"""Usernames and group names. Check with ``fullmatch`` (``match`` lets ``$`` pass a trailing
+newline); the anchors are there for the HTTP layer, whose ``pattern=`` searches."""
+NODE_ID_RE = re.compile(r"^[a-z0-9-]{1,64}$")
+"""Node ids (registry keys, NATS subjects); ``fullmatch`` as above."""
 
 
 class FrameType(enum.StrEnum):

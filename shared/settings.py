@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Self
 
 from shared.errors import SettingsError
+from shared.protocol import NODE_ID_RE
 
 __all__ = [
     "BALANCERS",
@@ -25,15 +26,10 @@ __all__ = [
     "NodeSettings",
     "RateLimit",
     "RouteSettings",
-    "NODE_ID_RE",
-    "NAME_RE",
     "api_keys",
     "parse_list",
 ]
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
-"""Usernames and group names."""
-NODE_ID_RE = re.compile(r"^[a-z0-9-]{1,64}$")
 BALANCERS = ("round_robin", "consistent_hash", "least_connections", "random")
 DEFAULT_ROUTE_URL = "http://127.0.0.1:8080"
 """Where clients (``cim chat``, ``cim status``, ``cim push``) look for the route by default:
@@ -204,7 +200,7 @@ class NodeSettings(CommonSettings):
 
     def validate(self) -> None:
         CommonSettings.validate(self)
-        if not NODE_ID_RE.match(self.node_id):
+        if not NODE_ID_RE.fullmatch(self.node_id):
             raise SettingsError(detail=f"CIM_NODE_ID={self.node_id!r}: use 1-64 of [a-z0-9-]")
         if self.write_buffer < self.max_frame:
             raise SettingsError(detail="CIM_WRITE_BUFFER must be at least CIM_MAX_FRAME")

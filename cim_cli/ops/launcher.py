@@ -38,6 +38,7 @@ from cim_cli.ops.services import (
 from cim_cli.ops.supervisor import Supervisor
 from shared.limits import raise_open_files
 from shared.settings import api_keys
+from shared.tasks import first_done
 
 __all__ = ["LocalCluster", "run_async", "run_up"]
 
@@ -258,16 +259,8 @@ async def _listening(*services: Service) -> None:
 async def _unless_stopped(coro: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
     """Run ``coro`` to its end (True; its exception propagates), unless ``stop`` is set first:
     then it is cancelled and awaited (False)."""
-    task = asyncio.create_task(coro)
-    stopped = asyncio.create_task(stop.wait())
-    try:
-        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopped.cancel()
-        if not task.done():
-            task.cancel()
-        await asyncio.gather(task, stopped, return_exceptions=True)
-    if task.cancelled():
+    task = asyncio.ensure_future(coro)
+    if await first_done(task, stop.wait()) is not task:
         return False
     task.result()
     return True

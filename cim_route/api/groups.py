@@ -22,8 +22,7 @@ from cim_route.auth import Caller, Sending, SendingCaller
 from cim_route.context import Context, Ctx
 from shared.errors import ApiError
 from shared.message import new_message_id, now_ms
-from shared.protocol import MessageKind
-from shared.settings import NAME_RE
+from shared.protocol import NAME_RE, MessageKind
 
 __all__ = ["load_members", "router"]
 

@@ -12,7 +12,7 @@ from cim_route.api.schemas import API_PREFIX
 from cim_route.auth import Caller
 from cim_route.context import Ctx
 from shared.errors import ApiError
-from shared.settings import NAME_RE
+from shared.protocol import NAME_RE
 
 router = APIRouter(prefix=API_PREFIX, tags=["history"])
 

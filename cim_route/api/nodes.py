@@ -14,8 +14,8 @@ from cim_route.auth import ApiKey
 from cim_route.context import Ctx
 from shared import bus
 from shared.errors import ApiError
+from shared.protocol import NODE_ID_RE
 from shared.registry import NodeInfo
-from shared.settings import NODE_ID_RE
 
 router = APIRouter(prefix=API_PREFIX, tags=["nodes"], dependencies=[ApiKey])
 log = logging.getLogger(__name__)

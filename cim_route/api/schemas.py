@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from cim_route.context import Context
 from shared.errors import ApiError
-from shared.settings import NAME_RE
+from shared.protocol import NAME_RE
 
 __all__ = [
     "API_PREFIX",

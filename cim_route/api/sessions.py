@@ -12,8 +12,7 @@ from cim_route.auth import ApiKey
 from cim_route.context import Ctx
 from shared import bus, sessions
 from shared.errors import ApiError
-from shared.protocol import KickReason
-from shared.settings import NAME_RE
+from shared.protocol import NAME_RE, KickReason
 
 router = APIRouter(prefix=API_PREFIX, tags=["sessions"], dependencies=[ApiKey])
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ def test_every_public_attribute_is_exported() -> None:
 
 
 def test_the_library_imports_no_server_or_terminal_package() -> None:
-    """Of cim only shared.protocol and shared.errors, besides httpx and msgpack (see docs/sdk.md)."""
+    """Of cim only shared.protocol, .errors and .tasks, besides httpx and msgpack (docs/sdk.md)."""
     code = _LOADED.format(watched=_WATCHED)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30)
-    assert out.stdout.split() == ["shared", "shared.errors", "shared.protocol"]
+    assert out.stdout.split() == ["shared", "shared.errors", "shared.protocol", "shared.tasks"]

@@ -23,10 +23,10 @@ print(sorted(m for m in absent if importlib.util.find_spec(m)))
 
 
 def _source_tree(into: Path) -> Path:
-    """Only what the distribution may use: cim_client, shared's protocol and errors, its pyproject."""
+    """Only what the distribution may use: cim_client, shared's protocol, errors and tasks, its pyproject."""
     shutil.copytree(ROOT / "cim_client", into / "cim_client", ignore=shutil.ignore_patterns("__pycache__"))
     (into / "shared").mkdir()
-    for name in ("__init__.py", "errors.py", "protocol.py"):
+    for name in ("__init__.py", "errors.py", "protocol.py", "tasks.py"):
         shutil.copy(ROOT / "shared" / name, into / "shared" / name)
     (into / DISTRIBUTION).mkdir(parents=True)
     shutil.copy(ROOT / DISTRIBUTION / "pyproject.toml", into / DISTRIBUTION / "pyproject.toml")

@@ -10,6 +10,8 @@ import pytest
 from shared.errors import FrameError
 from shared.protocol import (
     HEADER,
+    NAME_RE,
+    NODE_ID_RE,
     ErrorCode,
     FrameDecoder,
     FrameType,
@@ -88,3 +90,13 @@ def test_error_and_kick_frames() -> None:
     assert kick_frame(KickReason.DRAIN) == {"t": "kick", "reason": "drain"}
     assert KickReason.DRAIN.reconnect and not KickReason.DUPLICATE_LOGIN.reconnect
     assert ErrorCode.LOGIN_TIMEOUT.reconnect and not ErrorCode.BAD_TOKEN.reconnect
+
+
+@pytest.mark.parametrize("name", ["bob\n", "", "a" * 33, "bo b", "bob/x"])
+def test_name_rule_refuses(name: str) -> None:
+    assert NAME_RE.fullmatch(name) is None
+
+
+def test_name_and_node_id_rules_accept() -> None:
+    assert NAME_RE.fullmatch("Bob_1.x-y") and NODE_ID_RE.fullmatch("node-1")
+    assert NODE_ID_RE.fullmatch("Node-1") is None

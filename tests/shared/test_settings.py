@@ -54,6 +54,7 @@ def test_default_node_id_is_valid() -> None:
         ({"CIM_SECRET": "short"}, "CIM_SECRET"),
         ({"CIM_NODE_PORT": "abc"}, "CIM_NODE_PORT"),
         ({"CIM_NODE_ID": "Bad_Id"}, "CIM_NODE_ID"),
+        ({"CIM_NODE_ID": "node-1\n"}, "CIM_NODE_ID"),  # `$` alone would let the newline pass
         ({"CIM_HEARTBEAT_S": "0"}, "CIM_HEARTBEAT_S"),
         ({"CIM_WRITE_BUFFER": "100"}, "CIM_WRITE_BUFFER"),
         ({"CIM_DRAIN_RATE": "0"}, "CIM_DRAIN_RATE"),
