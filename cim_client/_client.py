@@ -2,7 +2,7 @@
 
 A ``Client`` logs in through the route (``POST /login`` names a node and gives a
 token) and hands the node and token to its ``NodeLink`` (``_link.py``), which
-keeps the TCP session up. Each reconnect asks for a node again: a fresh
+keeps the session up over TCP or a WebSocket. Each reconnect asks for a node again: a fresh
 ``/login`` when the password is known, else ``POST /connect`` for the token.
 """
 
@@ -18,12 +18,13 @@ from cim_client._exceptions import CimApiError, CimError
 from cim_client._http import RouteHttp, with_retries
 from cim_client._link import NodeLink
 from cim_client._models import ConnectionState, Message, NodeAddress, SendResult
+from cim_client._socket import TRANSPORTS
 
 __all__ = ["Client"]
 
 
 class Client:
-    """A cim user: HTTP calls through the route and a self-healing TCP session.
+    """A cim user: HTTP calls through the route and a self-healing node session.
 
     ``password`` lets the client log in (again) through the route whenever it
     needs a node or a fresh token; with only ``token`` it can make HTTP calls
@@ -32,6 +33,8 @@ class Client:
     previous run); without it the node replays after the server-side ack cursor.
     ``on_message`` replaces the queue behind ``messages()``: it is awaited for
     each message in order, and the message counts as taken when it returns.
+    ``transport``: ``"tcp"`` (the frame protocol on the node's port) or ``"ws"``
+    (the same frames over the node's WebSocket, ``ws_url``; needs ``websockets``).
     """
 
     def __init__(
@@ -50,7 +53,10 @@ class Client:
         backoff_max: float = 10.0,
         http: httpx.AsyncClient | None = None,
         node: NodeAddress | None = None,
+        transport: str = "tcp",
     ) -> None:
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
         self.route_url = route_url.rstrip("/")
         self.username = username
         self.password = password
@@ -71,6 +77,7 @@ class Client:
             backoff_min=backoff_min,
             backoff_max=backoff_max,
             node=node,
+            transport=transport,
         )
 
     # ----- the session's state (kept by the link) ------------------------------------------

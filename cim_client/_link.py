@@ -1,6 +1,7 @@
-"""The self-healing TCP session to a node: login frame, reader, heartbeat, acks, reconnect.
+"""The self-healing session to a node: login frame, reader, heartbeat, acks, reconnect.
 
-A ``NodeLink`` opens a TCP connection to the node its owner names, sends the
+A ``NodeLink`` opens a connection (TCP, or a WebSocket: ``_socket.py``) to the node its
+owner names, sends the
 ``login`` frame and waits for ``welcome``. From then on a supervisor task keeps
 the session up:
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import logging
 import random
@@ -36,7 +38,8 @@ from typing import Any
 
 from cim_client._exceptions import CimApiError, CimError, ConnectionClosed, retryable
 from cim_client._models import ConnectionState, Message, NodeAddress
-from shared.protocol import ErrorCode, FrameDecoder, FrameType, KickReason, encode
+from cim_client._socket import NodeSocket, open_socket
+from shared.protocol import ErrorCode, FrameType, KickReason
 from shared.tasks import first_done
 
 __all__ = ["NextNode", "NodeLink"]
@@ -46,8 +49,6 @@ log = logging.getLogger(__name__)
 NextNode = Callable[[bool], Awaitable[tuple[NodeAddress, str]]]
 """``(first attempt?) -> (node, token)`` of the next connection attempt."""
 
-_MAX_INCOMING_FRAME = 1 << 20
-"""Largest frame accepted from a node (a node's own limit is usually far lower)."""
 _ACK_EVERY = 50
 """Ack at once after this many taken messages ..."""
 _ACK_DELAY_S = 0.1
@@ -57,34 +58,22 @@ _CLOSED_MARK = object()
 
 
 class _Wire:
-    """One TCP connection to a node after its ``welcome``."""
+    """One connection to a node (TCP or WebSocket) after its ``welcome``."""
 
     def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        decoder: FrameDecoder,
-        pending: list[dict[str, Any]],
-        node: NodeAddress,
-        heartbeat_s: float,
+        self, socket: NodeSocket, pending: list[dict[str, Any]], node: NodeAddress, heartbeat_s: float
     ) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.decoder = decoder
+        self.socket = socket
         self.pending = pending
         self.node = node
         self.heartbeat_s = heartbeat_s
         self.last_rx = time.monotonic()
 
     async def send(self, frame: dict[str, Any]) -> None:
-        self.writer.write(encode(frame))
-        await self.writer.drain()
+        await self.socket.send(frame)
 
     async def close(self) -> None:
-        self.writer.close()
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(2.0):
-                await self.writer.wait_closed()
+        await self.socket.close()
 
 
 class _Ended(Exception):
@@ -121,8 +110,10 @@ class NodeLink:
         backoff_min: float = 0.2,
         backoff_max: float = 10.0,
         node: NodeAddress | None = None,
+        transport: str = "tcp",
     ) -> None:
         self.username = username
+        self._transport = transport
         self.node = node
         self.state = ConnectionState.CLOSED
         self.last_seq = last_seq or 0
@@ -257,24 +248,23 @@ class NodeLink:
         node, token = await self._next_node(first)
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel from close().
         async with asyncio.timeout(_CONNECT_TIMEOUT_S):
-            reader, writer = await asyncio.open_connection(node.host, node.port)
+            socket = await open_socket(node, self._transport)
         try:
             login: dict[str, Any] = {"t": FrameType.LOGIN.value, "token": token}
             if self._send_last_seq:
                 login["last_seq"] = self.last_seq
-            writer.write(encode(login))
-            decoder = FrameDecoder(_MAX_INCOMING_FRAME)
             async with asyncio.timeout(_CONNECT_TIMEOUT_S):
-                welcome, pending = await _await_welcome(reader, decoder)
+                await socket.send(login)
+                welcome, pending = await _await_welcome(socket)
         except BaseException:
-            writer.close()
+            await socket.close()
             raise
         # From now on we hold everything up to last_seq: say so on every later login.
         self.last_seq = max(self.last_seq, int(welcome.get("last_seq") or 0))
         self._send_last_seq = True
-        node = NodeAddress(str(welcome.get("node") or node.id), node.host, node.port)
+        node = dataclasses.replace(node, id=str(welcome.get("node") or node.id))
         self.node = node
-        return _Wire(reader, writer, decoder, pending, node, float(welcome.get("heartbeat_s") or 30))
+        return _Wire(socket, pending, node, float(welcome.get("heartbeat_s") or 30))
 
     # ----- the supervisor -----------------------------------------------------------
 
@@ -359,12 +349,12 @@ class NodeLink:
             for frame in pending:  # those that came in with welcome
                 await self._handle(frame)
             while True:
-                data = await wire.reader.read(65536)
-                if not data:
-                    raise _Ended("eof")
+                frames = await wire.socket.receive()
                 wire.last_rx = time.monotonic()
-                for frame in wire.decoder.feed(data):
+                for frame in frames:
                     await self._handle(frame)
+        except EOFError as exc:
+            raise _Ended("eof") from exc
         except (OSError, CimError) as exc:
             raise _Ended(repr(exc)) from exc
 
@@ -428,15 +418,13 @@ class NodeLink:
             self._acked_seq = seq
 
 
-async def _await_welcome(
-    reader: asyncio.StreamReader, decoder: FrameDecoder
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+async def _await_welcome(socket: NodeSocket) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Read until ``welcome``; the frames that came with it are returned to be handled next."""
     while True:
-        data = await reader.read(65536)
-        if not data:
-            raise EOFError("the node closed the connection before welcome")
-        frames = list(decoder.feed(data))
+        try:
+            frames = await socket.receive()
+        except EOFError as exc:
+            raise EOFError("the node closed the connection before welcome") from exc
         for i, frame in enumerate(frames):
             kind = frame.get("t")
             if kind == FrameType.WELCOME:

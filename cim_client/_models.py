@@ -77,8 +77,16 @@ class NodeAddress:
     id: str
     host: str
     port: int
+    ws_url: str | None = None
+    """Its WebSocket listener (``ws://host:port/ws``), if it has one."""
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> NodeAddress:
         """Build from the ``node`` object of a ``/login`` or ``/connect`` answer."""
-        return cls(id=str(data["id"]), host=str(data["host"]), port=int(data["port"]))
+        ws_url = data.get("ws_url")
+        return cls(
+            id=str(data["id"]),
+            host=str(data["host"]),
+            port=int(data["port"]),
+            ws_url=str(ws_url) if ws_url else None,
+        )

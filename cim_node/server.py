@@ -43,6 +43,7 @@ from cim_node.hub import Hub
 from cim_node.metrics import NodeMetrics
 from cim_node.store import SessionStore
 from cim_node.sweeper import Sweeper, tick_for
+from cim_node.websocket import listen as listen_websocket
 from shared import bus, sessions
 from shared.keys import Keys
 from shared.protocol import KickReason
@@ -83,6 +84,7 @@ class NodeServer:
         """Set when a drain has emptied the node (and it withdrew): time to stop."""
         self.port = 0
         self.metrics_port: int | None = None
+        self.ws_port: int | None = None
         self.started_at = 0
         self.redis: Redis = None  # type: ignore[assignment]  # set by start()
         self.scripts: Scripts = None  # type: ignore[assignment]
@@ -91,6 +93,7 @@ class NodeServer:
         self.nc: NatsClient | None = None
         self.registry = registry
         self._listener: asyncio.Server | None = None
+        self._ws_listener: asyncio.Server | None = None
         self._tasks: set[asyncio.Task] = set()
         self._loops: list[asyncio.Task] = []
 
@@ -169,6 +172,9 @@ class NodeServer:
             lambda: Connection(ctx), s.node_host, s.node_port, backlog=4096, reuse_address=True
         )
         self.port = self._listener.sockets[0].getsockname()[1]
+        if s.node_ws_port:
+            self._ws_listener = await listen_websocket(self.loop, lambda: Connection(ctx), s)
+            self.ws_port = self._ws_listener.sockets[0].getsockname()[1]
         if s.metrics_port >= 0:
             self.metrics_port = self.metrics.serve(s.node_host, s.metrics_port)
         self.started_at = int(time.time() * 1000)
@@ -180,11 +186,12 @@ class NodeServer:
             self.spawn(ctx.sweeper.run()),
         ]
         log.info(
-            "node=%s listening on %s:%d (public %s, metrics %s)",
+            "node=%s listening on %s:%d (public %s, websocket %s, metrics %s)",
             self.id,
             s.node_host,
             self.port,
             s.public_host,
+            self.ws_port,
             self.metrics_port,
         )
 
@@ -216,6 +223,7 @@ class NodeServer:
             state=state.value,
             started_at=self.started_at,
             metrics_port=self.metrics_port,
+            ws_port=self.ws_port,
         )
 
     async def announce(self) -> None:
@@ -290,8 +298,9 @@ class NodeServer:
         if self.state in (ServerState.STOPPING, ServerState.STOPPED):
             return
         self.state = ServerState.STOPPING
-        if self._listener is not None:
-            self._listener.close()
+        for listener in (self._listener, self._ws_listener):
+            if listener is not None:
+                listener.close()
         for conn in list(self.connections):
             conn.close(release=False)  # one sweep below releases them all in a pipeline
         for task in self._loops:
@@ -316,8 +325,9 @@ class NodeServer:
             await _bounded(self.nc.close(), "nats close", 2.0)
         if self.redis is not None:
             await _bounded(self.redis.aclose(), "redis close", 2.0)
-        if self._listener is not None:
-            await _bounded(self._listener.wait_closed(), "listener close", 1.0)
+        for listener in (self._listener, self._ws_listener):
+            if listener is not None:
+                await _bounded(listener.wait_closed(), "listener close", 1.0)
         await self.metrics.close()
         self.state = ServerState.STOPPED
         log.info("node=%s stopped", self.id)

@@ -35,6 +35,8 @@ class NodeInfo:
     state: str = NodeState.UP.value
     started_at: int = 0
     metrics_port: int | None = None
+    ws_port: int | None = None
+    """The WebSocket listener (path ``/ws``) on ``host``, if the node has one."""
 
     def pack(self) -> bytes:
         return msgpack.packb(asdict(self), use_bin_type=True)
@@ -44,6 +46,14 @@ class NodeInfo:
         raw: dict[str, Any] = msgpack.unpackb(data, raw=False)
         known = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw}
         return cls(**known)
+
+    @property
+    def ws_url(self) -> str | None:
+        """``ws://host:port/ws`` for browsers, or None when the node has no WebSocket listener."""
+        if not self.ws_port:
+            return None
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.ws_port}/ws"
 
     @property
     def accepting(self) -> bool:

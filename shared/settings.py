@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import socket
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Self
@@ -149,6 +150,23 @@ def _parse(var: str, text: str, annotation: str) -> Any:
         raise SettingsError(detail=f"{var}={text!r}: {exc}") from exc
 
 
+def _origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of an http(s) URL, as a browser sends it in ``Origin``; "" if none."""
+    parts = urllib.parse.urlsplit(url.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        return ""
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return ""
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    shown = "" if port in (None, _DEFAULT_PORTS[parts.scheme]) else f":{port}"
+    return f"{parts.scheme}://{host}{shown}"
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def _default_node_id() -> str:
     host = re.sub(r"[^a-z0-9-]", "-", socket.gethostname().lower())[:40]
     return f"{host}-{os.getpid()}"
@@ -161,6 +179,13 @@ class NodeSettings(CommonSettings):
     node_id: str = field(default_factory=_default_node_id)
     node_host: str = "127.0.0.1"
     node_port: int = 9000
+    node_ws_port: int = 0
+    """WebSocket listener (path ``/ws``) on ``node_host``; 0 = none."""
+    web_origins: tuple[str, ...] = ()
+    """``Origin`` values a browser's WebSocket may come from (``*`` = any); default: the origin
+    of ``route_url``. A client that sends no ``Origin`` (not a browser) is not checked."""
+    route_url: str = ""
+    """The route's public URL (``CIM_ROUTE_URL``): its origin is the default web origin."""
     advertise_host: str = ""
     """Host clients are told to connect to; default ``node_host``."""
     login_timeout_s: float = 10.0
@@ -181,6 +206,20 @@ class NodeSettings(CommonSettings):
             raise SettingsError(detail="CIM_WRITE_BUFFER must be at least CIM_MAX_FRAME")
         if self.drain_rate <= 0:
             raise SettingsError(detail="CIM_DRAIN_RATE must be positive")
+        if not 0 <= self.node_ws_port <= 65535:
+            raise SettingsError(detail="CIM_NODE_WS_PORT must be 0 (off) or a port number")
+        for origin in self.web_origins:
+            if origin != "*" and not _origin_of(origin):
+                raise SettingsError(detail=f"CIM_WEB_ORIGINS: {origin!r} is not an http(s) origin")
+        if self.route_url and not _origin_of(self.route_url):
+            raise SettingsError(detail=f"CIM_ROUTE_URL={self.route_url!r} is not an http(s) URL")
+
+    @property
+    def allowed_origins(self) -> frozenset[str]:
+        """The browser origins the WebSocket listener accepts (empty: none; ``*``: any)."""
+        if self.web_origins:
+            return frozenset(o if o == "*" else _origin_of(o) for o in self.web_origins)
+        return frozenset([_origin_of(self.route_url)]) if self.route_url else frozenset()
 
     @property
     def public_host(self) -> str:

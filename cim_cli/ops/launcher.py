@@ -169,8 +169,9 @@ class LocalCluster:
     def _spawn_node(self, node_id: str | None = None, **env: Any) -> Service:
         node_id = node_id or f"node-{len(self.node_procs) + 1}"
         port = free_port(self.host)
+        web = {"node_ws_port": free_port(self.host), "route_url": self.route_url if self.routes else ""}
         node = self._spawn(
-            node_id, "cim_node", port, **env, node_id=node_id, node_host=self.host, node_port=port
+            node_id, "cim_node", port, **{**web, **env}, node_id=node_id, node_host=self.host, node_port=port
         )
         self.node_procs.append(node)
         return node

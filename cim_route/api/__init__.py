@@ -1,9 +1,9 @@
 """The HTTP API: one router per resource. ``API_ROUTERS`` go under ``/api/v1``; ``ROOT_ROUTERS``
-(health, readiness, metrics) at the root."""
+(health, readiness, metrics, the browser pages) at the root."""
 
 from __future__ import annotations
 
-from cim_route.api import account, groups, health, history, messages, nodes, push, sessions, users
+from cim_route.api import account, groups, health, history, messages, nodes, push, sessions, users, web
 
 __all__ = ["API_ROUTERS", "ROOT_ROUTERS"]
 
@@ -17,4 +17,4 @@ API_ROUTERS = (
     nodes.router,
     sessions.router,
 )
-ROOT_ROUTERS = (health.router,)
+ROOT_ROUTERS = (health.router, web.router)

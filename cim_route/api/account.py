@@ -32,6 +32,8 @@ class NodeAddress(BaseModel):
     id: str
     host: str
     port: int
+    ws_url: str | None = None
+    """``ws://host:port/ws`` for browsers, or null when the node has no WebSocket listener."""
 
 
 class LoginAnswer(BaseModel):
@@ -80,7 +82,7 @@ def _pick_node(ctx: Context, username: str) -> NodeAddress:
         ctx.metrics.logins.labels("no_nodes").inc()
         raise ApiError(503, "no_nodes", "no connection node is taking logins")
     node = ctx.balancer.pick(nodes, username)
-    return NodeAddress(id=node.id, host=node.host, port=node.port)
+    return NodeAddress(id=node.id, host=node.host, port=node.port, ws_url=node.ws_url)
 
 
 class ConnectAnswer(BaseModel):

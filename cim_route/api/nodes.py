@@ -15,6 +15,7 @@ from cim_route.context import Ctx
 from shared import bus
 from shared.errors import ApiError
 from shared.protocol import NODE_ID_RE
+from shared.registry import NodeInfo
 
 router = APIRouter(prefix=API_PREFIX, tags=["nodes"], dependencies=[ApiKey])
 log = logging.getLogger(__name__)
@@ -29,13 +30,21 @@ class Node(BaseModel):
     started_at: int
     metrics_port: int | None = None
     """Where the node serves ``/metrics`` (on ``host``), if it does."""
+    ws_url: str | None = None
+    """Where browsers connect (``ws://host:port/ws``), or null without a WebSocket listener."""
 
 
 @router.get("/nodes", summary="Every node in the registry")
 async def nodes(ctx: Ctx) -> list[Node]:
-    """``[{id, host, port, connections, state, started_at, metrics_port}]`` sorted by id;
-    ``state`` is ``up`` or ``draining``."""
-    return [Node(**dataclasses.asdict(n)) for n in ctx.view.listed()]
+    """``[{id, host, port, connections, state, started_at, metrics_port, ws_url}]`` sorted by
+    id; ``state`` is ``up`` or ``draining``."""
+    return [_node(n) for n in ctx.view.listed()]
+
+
+def _node(info: NodeInfo) -> Node:
+    fields = dataclasses.asdict(info)
+    del fields["ws_port"]
+    return Node(**fields, ws_url=info.ws_url)
 
 
 class Draining(BaseModel):

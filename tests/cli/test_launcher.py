@@ -190,7 +190,9 @@ async def test_up_prints_serves_and_stops_everything(tmp_path: Path) -> None:
         }
 
         async with AdminClient(up.route_url, up.api_key) as admin:
-            assert {n["id"] for n in await admin.nodes()} == {"node-1", "node-2"}
+            nodes = await admin.nodes()
+            assert {n["id"] for n in nodes} == {"node-1", "node-2"}
+            assert all(n["ws_url"].startswith("ws://127.0.0.1:") for n in nodes), nodes  # browsers too
         async with (
             Client(up.route_url, "alice", PASSWORD) as alice,
             Client(up.route_url, "bob", PASSWORD) as bob,

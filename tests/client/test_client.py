@@ -12,7 +12,7 @@ import asyncio
 import httpx
 import pytest
 
-from cim_client import AdminClient, CimApiError, Client, ConnectionState, Message
+from cim_client import AdminClient, CimApiError, CimError, Client, ConnectionState, Message
 from tests.client import helpers
 from tests.client.fakes import FakeNode, FakeRoute, make_client
 from tests.client.helpers import PASSWORD, user
@@ -24,26 +24,29 @@ on_cluster = pytest.mark.asyncio(loop_scope="module")
 
 
 @on_cluster
-async def test_send_and_receive_both_ways(cluster: Cluster) -> None:
-    async with user(cluster, "alice") as alice, user(cluster, "bob") as bob:
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+async def test_send_and_receive_both_ways(cluster: Cluster, transport: str) -> None:
+    a, b = f"alice-{transport}", f"bob-{transport}"
+    async with user(cluster, a, transport=transport) as alice, user(cluster, b, transport=transport) as bob:
         assert alice.state is ConnectionState.READY and alice.node is not None
-        sent = await alice.send("bob", "hello bob")
+        assert alice.node.ws_url and alice.node.ws_url.startswith("ws://127.0.0.1:")
+        sent = await alice.send(b, "hello bob")
         assert sent.seq == 1 and sent.status in {"delivered", "stored"}
         got = await bob.next_message(5)
         assert (got.id, got.seq, got.kind, got.sender, got.to, got.body) == (
             sent.id,
             1,
             "p2p",
-            "alice",
-            "bob",
+            a,
+            b,
             "hello bob",
         )
         assert got.ts == sent.ts and got.group is None
-        back = await bob.send("alice", "hi alice")
+        back = await bob.send(a, "hi alice")
         reply = await alice.next_message(5)
-        assert (reply.id, reply.sender, reply.body, reply.seq) == (back.id, "bob", "hi alice", 1)
+        assert (reply.id, reply.sender, reply.body, reply.seq) == (back.id, b, "hi alice", 1)
         assert (await alice.me())["online"] is True
-        assert [m.body for m in await alice.history(with_user="bob")] == ["hi alice", "hello bob"]
+        assert [m.body for m in await alice.history(with_user=b)] == ["hi alice", "hello bob"]
 
 
 @on_cluster
@@ -71,16 +74,18 @@ async def test_groups_and_push(cluster: Cluster) -> None:
 
 
 @on_cluster
-async def test_replay_after_last_seq_and_dedupe(cluster: Cluster) -> None:
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+async def test_replay_after_last_seq_and_dedupe(cluster: Cluster, transport: str) -> None:
     # erin is offline: messages are stored, then replayed after the last_seq she says she holds.
-    sender = Client(cluster.route_url, "frank", PASSWORD)
+    name = f"erin-{transport}"
+    sender = Client(cluster.route_url, f"frank-{transport}", PASSWORD)
     await sender.register()
     await sender.login()
-    erin = Client(cluster.route_url, "erin", PASSWORD, last_seq=1)
+    erin = Client(cluster.route_url, name, PASSWORD, last_seq=1, transport=transport)
     await erin.register()
     try:
         for i in range(1, 4):
-            await sender.send("erin", f"m{i}")
+            await sender.send(name, f"m{i}")
         await erin.connect()
         got = [await erin.next_message(5) for _ in range(2)]
         assert [(m.seq, m.body) for m in got] == [(2, "m2"), (3, "m3")]
@@ -91,10 +96,14 @@ async def test_replay_after_last_seq_and_dedupe(cluster: Cluster) -> None:
 
 
 @on_cluster
-async def test_duplicate_login_kicks_the_older(cluster: Cluster) -> None:
+@pytest.mark.parametrize(("old_transport", "new_transport"), [("tcp", "tcp"), ("ws", "tcp"), ("tcp", "ws")])
+async def test_duplicate_login_kicks_the_older(
+    cluster: Cluster, old_transport: str, new_transport: str
+) -> None:
     kicks: list[str] = []
-    async with user(cluster, "kate", on_kick=kicks.append) as old:
-        new = Client(cluster.route_url, "kate", PASSWORD)
+    name = f"kate-{old_transport}-{new_transport}"
+    async with user(cluster, name, on_kick=kicks.append, transport=old_transport) as old:
+        new = Client(cluster.route_url, name, PASSWORD, transport=new_transport)
         try:
             await new.connect()
             await old.wait_for_state(ConnectionState.CLOSED, 10)
@@ -131,6 +140,17 @@ async def test_bad_credentials_on_connect_raise(node: FakeNode, route: FakeRoute
     with pytest.raises(CimApiError) as info:
         await client.connect()
     assert info.value.code == "bad_credentials"
+    assert client.state is ConnectionState.CLOSED
+    await client.close()
+
+
+async def test_ws_transport_needs_a_node_with_a_websocket(node: FakeNode, route: FakeRoute) -> None:
+    with pytest.raises(ValueError, match="transport"):
+        make_client(route, transport="udp")
+    client = make_client(route, transport="ws")  # the fake route's node has no ws_url
+    with pytest.raises(CimError) as info:
+        await client.connect()
+    assert info.value.code == "no_websocket"
     assert client.state is ConnectionState.CLOSED
     await client.close()
 

@@ -9,11 +9,12 @@ from tests.client.helpers import user
 from tests.harness import Cluster
 
 
-async def test_reconnect_after_node_sigkill_delivers_once(cluster: Cluster) -> None:
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+async def test_reconnect_after_node_sigkill_delivers_once(cluster: Cluster, transport: str) -> None:
     states: list[ConnectionState] = []
     async with (
         user(cluster, "gina") as sender,
-        user(cluster, "hank", on_state=lambda s, d: states.append(s)) as hank,
+        user(cluster, "hank", on_state=lambda s, d: states.append(s), transport=transport) as hank,
     ):
         first = await sender.send("hank", "before")
         assert (await hank.next_message(5)).body == "before"

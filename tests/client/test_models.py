@@ -20,7 +20,9 @@ def test_send_result_and_node_address() -> None:
     delayed = SendResult.from_wire({"id": "y", "seq": None, "ts": 5, "status": "scheduled", "due": 60})
     assert (delayed.seq, delayed.due) == (None, 60)
     node = NodeAddress.from_wire({"id": "node-1", "host": "h", "port": "7000"})
-    assert node == NodeAddress("node-1", "h", 7000)
+    assert node == NodeAddress("node-1", "h", 7000) and node.ws_url is None
+    with_ws = NodeAddress.from_wire({"id": "n", "host": "h", "port": 1, "ws_url": "ws://h:2/ws"})
+    assert with_ws.ws_url == "ws://h:2/ws"
 
 
 def test_connection_states_are_their_names() -> None:

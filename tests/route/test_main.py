@@ -59,12 +59,17 @@ def test_bad_settings_exit_2() -> None:
 async def test_with_nats_kv_registry(make_route: MakeRoute, nc: Nats) -> None:
     registry = await NatsKvRegistry.open(nc.jetstream(), f"cim-test-{secrets.token_hex(4)}", refresh_s=1)
     route = await make_route(registry=registry, with_node=False)
-    node = NodeInfo(id="kv-node", host="10.0.0.1", port=9100, started_at=5)
+    node = NodeInfo(id="kv-node", host="10.0.0.1", port=9100, started_at=5, ws_port=9101)
     await registry.announce(node)
     await eventually(lambda: _view_has(route, "kv-node"), timeout=5)
     await route.http.post("/users", json={"username": "ann", "password": PASSWORD})
     resp = await route.http.post("/login", json={"username": "ann", "password": PASSWORD})
-    assert resp.json()["node"] == {"id": "kv-node", "host": "10.0.0.1", "port": 9100}
+    assert resp.json()["node"] == {
+        "id": "kv-node",
+        "host": "10.0.0.1",
+        "port": 9100,
+        "ws_url": "ws://10.0.0.1:9101/ws",
+    }
     assert (await route.root.get("/readyz")).status_code == 200
     await registry.withdraw("kv-node")
     await eventually(lambda: _view_lacks(route, "kv-node"), timeout=5)

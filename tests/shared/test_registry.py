@@ -57,8 +57,16 @@ async def test_announce_then_snapshot_and_watch(registry: NodeRegistry) -> None:
 
 
 async def test_record_round_trips_every_field() -> None:
-    info = NodeInfo(id="a", host="h", port=1, connections=2, state="draining", started_at=3, metrics_port=4)
+    info = NodeInfo(
+        id="a", host="h", port=1, connections=2, state="draining", started_at=3, metrics_port=4, ws_port=5
+    )
     assert NodeInfo.unpack(info.pack()) == info
+
+
+def test_ws_url_names_the_websocket_listener_or_none() -> None:
+    assert NodeInfo(id="a", host="10.0.0.1", port=1, ws_port=8443).ws_url == "ws://10.0.0.1:8443/ws"
+    assert NodeInfo(id="a", host="::1", port=1, ws_port=80).ws_url == "ws://[::1]:80/ws"
+    assert NodeInfo(id="a", host="10.0.0.1", port=1).ws_url is None
 
 
 async def test_node_that_stops_refreshing_disappears_within_three_periods(nats_service: Service) -> None:

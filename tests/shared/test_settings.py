@@ -59,6 +59,9 @@ def test_default_node_id_is_valid() -> None:
         ({"CIM_WRITE_BUFFER": "100"}, "CIM_WRITE_BUFFER"),
         ({"CIM_DRAIN_RATE": "0"}, "CIM_DRAIN_RATE"),
         ({"CIM_REGISTRY_REFRESH_S": "0.5"}, "CIM_REGISTRY_REFRESH_S"),
+        ({"CIM_NODE_WS_PORT": "70000"}, "CIM_NODE_WS_PORT"),
+        ({"CIM_WEB_ORIGINS": "chat.example"}, "CIM_WEB_ORIGINS"),
+        ({"CIM_ROUTE_URL": "ftp://x"}, "CIM_ROUTE_URL"),
     ],
 )
 def test_node_validation_names_the_variable(env: dict[str, str], needle: str) -> None:
@@ -88,3 +91,22 @@ def test_route_validation(env: dict[str, str], needle: str) -> None:
 def test_public_host(host: str, advertise: str, public: str) -> None:
     s = NodeSettings.from_env({}, secret=SECRET, node_host=host, advertise_host=advertise)
     assert s.public_host == public
+
+
+@pytest.mark.parametrize(
+    ("env", "origins"),
+    [
+        ({}, set()),
+        ({"CIM_ROUTE_URL": "http://127.0.0.1:8080/"}, {"http://127.0.0.1:8080"}),
+        ({"CIM_ROUTE_URL": "https://Chat.Example:443/app"}, {"https://chat.example"}),
+        ({"CIM_ROUTE_URL": "http://[::1]:80"}, {"http://[::1]"}),
+        (
+            {"CIM_ROUTE_URL": "http://a:1", "CIM_WEB_ORIGINS": "https://b.example, *"},
+            {"https://b.example", "*"},
+        ),
+    ],
+)
+def test_web_origins_default_to_the_route_origin(env: dict[str, str], origins: set[str]) -> None:
+    s = NodeSettings.from_env({"CIM_SECRET": SECRET, **env})
+    assert s.allowed_origins == origins
+    assert s.node_ws_port == 0

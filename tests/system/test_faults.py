@@ -35,13 +35,17 @@ async def _run(
     fault: Callable[[], Awaitable[None]],
     name: str,
     route_urls: list[str] | None = None,
+    transport: str = "tcp",
 ) -> dict[str, int]:
-    """Send MESSAGES from senders to recipients (round robin), run ``fault`` a third of the way in."""
+    """Send MESSAGES from senders to recipients (round robin), run ``fault`` a third of the way in;
+    the recipients' sessions use ``transport``."""
     route_urls = route_urls or [cluster.route_url]
     tokens = {s: (await cluster.register(s, PASSWORD))["token"] for s in SENDERS}
     for r in RECIPIENTS:
         await cluster.register(r, PASSWORD)
-    clients = [Client(cluster.route_url, r, PASSWORD, backoff_max=1.0) for r in RECIPIENTS]
+    clients = [
+        Client(cluster.route_url, r, PASSWORD, backoff_max=1.0, transport=transport) for r in RECIPIENTS
+    ]
     await asyncio.gather(*(c.connect() for c in clients))
     ledger = Ledger()
     collectors = [asyncio.create_task(collect(c, ledger)) for c in clients]
@@ -91,11 +95,13 @@ async def fault_cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
         yield c
 
 
-async def test_a_node_killed_while_messages_flow(fault_cluster: Cluster) -> None:
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+async def test_a_node_killed_while_messages_flow(fault_cluster: Cluster, transport: str) -> None:
     async def kill_a_node() -> None:
         await fault_cluster.nodes["node-2"].kill()
 
-    await _run(fault_cluster, kill_a_node, "a_node_sigkill")
+    name = "a_node_sigkill" if transport == "tcp" else "a_node_sigkill_websocket"
+    await _run(fault_cluster, kill_a_node, name, transport=transport)
 
 
 async def test_b_nats_restarted_mid_stream(fault_cluster: Cluster) -> None:
