@@ -14,6 +14,9 @@ def add_bench_arguments(bench: argparse.ArgumentParser) -> None:
     common.add_argument("--route", help="an existing cluster's route URL (no CPU figures)")
     common.add_argument("--api-key", help="API key of --route's cluster (fanout --push-all)")
     common.add_argument("--nodes", type=int, default=2, help="nodes of the cluster it starts (default 2)")
+    common.add_argument(
+        "--route-workers", type=int, help="route processes of the cluster it starts (default: as cim up, 2)"
+    )
     common.add_argument("--grace", type=float, default=5.0, help="seconds to wait for stragglers (default 5)")
     common.add_argument("--json", metavar="FILE", help="write every figure to FILE as JSON")
     scenarios = bench.add_subparsers(dest="scenario", required=True, metavar="SCENARIO")

@@ -28,7 +28,13 @@ __all__ = ["run_bench"]
 
 
 def _cim(args: argparse.Namespace, **env: str) -> CimTarget:
-    return CimTarget(nodes=args.nodes, route_url=args.route, api_key=args.api_key or "", env=env)
+    return CimTarget(
+        nodes=args.nodes,
+        route_url=args.route,
+        api_key=args.api_key or "",
+        env=env,
+        route_workers=args.route_workers,
+    )
 
 
 def _targets(args: argparse.Namespace) -> list[Target]:
@@ -106,7 +112,7 @@ async def _idle(args: argparse.Namespace) -> list[Report]:
 async def _reconnect(args: argparse.Namespace) -> list[Report]:
     if args.route:
         raise ValueError("reconnect kills a node: it needs a cluster of its own (no --route)")
-    async with CimTarget(nodes=max(2, args.nodes)) as target:
+    async with CimTarget(nodes=max(2, args.nodes), route_workers=args.route_workers) as target:
         return [await reconnect.run(target, args)]
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from cim_cli.bench.rawhttp import HttpConnection, HttpError, HttpPool, parse_url
 from cim_cli.bench.report import GENERATOR
-from cim_cli.ops.launcher import LocalCluster
+from cim_cli.ops.launcher import ROUTE_WORKERS, LocalCluster
 from cim_cli.ops.services import Service, free_port, spawn_module, start_nats, start_redis, wait_for_port
 
 __all__ = ["BASELINES", "Baseline", "CimTarget", "SendPlan", "User"]
@@ -70,8 +70,10 @@ class CimTarget:
         route_url: str | None = None,
         api_key: str = "",
         env: dict[str, str] | None = None,
+        route_workers: int | None = None,
     ) -> None:
         self.nodes = nodes
+        self.route_workers = ROUTE_WORKERS if route_workers is None else route_workers
         self.route_url = route_url
         self.api_key = api_key
         self.env = {"rate_limit": "0", "log_level": "warning", "scrypt_n": "2", **(env or {})}
@@ -88,7 +90,12 @@ class CimTarget:
         if self.route_url is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="cim-bench-")
             self.cluster = LocalCluster(
-                Path(self._tmp.name), nodes=self.nodes, route_port=0, environ={}, extra_env=self.env
+                Path(self._tmp.name),
+                nodes=self.nodes,
+                route_port=0,
+                environ={},
+                extra_env=self.env,
+                route_workers=self.route_workers,
             )
             try:
                 await self.cluster.start()  # stops what it started if it fails
