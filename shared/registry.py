@@ -35,6 +35,8 @@ class NodeInfo:
     state: str = NodeState.UP.value
     started_at: int = 0
     metrics_port: int | None = None
+    tls: bool = False
+    """Whether its client listener speaks TLS."""
 
     def pack(self) -> bytes:
         return msgpack.packb(asdict(self), use_bin_type=True)

@@ -32,6 +32,8 @@ class NodeAddress(BaseModel):
     id: str
     host: str
     port: int
+    tls: bool = False
+    """Whether the node's client listener speaks TLS (``CIM_TLS_CERT``): connect with TLS."""
 
 
 class LoginAnswer(BaseModel):
@@ -80,7 +82,7 @@ def _pick_node(ctx: Context, username: str) -> NodeAddress:
         ctx.metrics.logins.labels("no_nodes").inc()
         raise ApiError(503, "no_nodes", "no connection node is taking logins")
     node = ctx.balancer.pick(nodes, username)
-    return NodeAddress(id=node.id, host=node.host, port=node.port)
+    return NodeAddress(id=node.id, host=node.host, port=node.port, tls=node.tls)
 
 
 class ConnectAnswer(BaseModel):

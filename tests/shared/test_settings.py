@@ -8,11 +8,13 @@ from shared.errors import SettingsError
 from shared.settings import NodeSettings, RateLimit, RouteSettings
 
 SECRET = "s" * 32
+LINKS = {"CIM_NATS_URL": "nats://node:pw@127.0.0.1:4222", "CIM_REDIS_URL": "redis://cim:pw@127.0.0.1:6379/0"}
+BASE = {"CIM_SECRET": SECRET, **LINKS}
 
 
 def test_from_env_reads_cim_variables() -> None:
     env = {
-        "CIM_SECRET": SECRET,
+        **BASE,
         "CIM_NODE_ID": "edge-1",
         "CIM_NODE_PORT": "9100",
         "CIM_LOGIN_TIMEOUT_S": "2.5",
@@ -25,14 +27,14 @@ def test_from_env_reads_cim_variables() -> None:
 
 
 def test_overrides_win_and_none_is_ignored() -> None:
-    env = {"CIM_SECRET": SECRET, "CIM_NODE_PORT": "9100"}
+    env = {**BASE, "CIM_NODE_PORT": "9100"}
     s = NodeSettings.from_env(env, node_port=9200, node_host=None)
     assert s.node_port == 9200 and s.node_host == "127.0.0.1"
 
 
 def test_route_list_and_rate_limit() -> None:
     env = {
-        "CIM_SECRET": SECRET,
+        **BASE,
         "CIM_API_KEYS": "a, b,,c",
         "CIM_RATE_LIMIT": "10/30",
         "CIM_BALANCER": "random",
@@ -44,7 +46,7 @@ def test_route_list_and_rate_limit() -> None:
 
 
 def test_default_node_id_is_valid() -> None:
-    assert NodeSettings.from_env({"CIM_SECRET": SECRET}).node_id
+    assert NodeSettings.from_env(BASE).node_id
 
 
 @pytest.mark.parametrize(
@@ -62,7 +64,7 @@ def test_default_node_id_is_valid() -> None:
 )
 def test_node_validation_names_the_variable(env: dict[str, str], needle: str) -> None:
     with pytest.raises(SettingsError) as exc:
-        NodeSettings.from_env({"CIM_SECRET": SECRET, **env})
+        NodeSettings.from_env({**BASE, **env})
     assert needle in str(exc.value)
 
 
@@ -72,7 +74,7 @@ def test_node_validation_names_the_variable(env: dict[str, str], needle: str) ->
 )
 def test_route_validation(env: dict[str, str], needle: str) -> None:
     with pytest.raises(SettingsError) as exc:
-        RouteSettings.from_env({"CIM_SECRET": SECRET, **env})
+        RouteSettings.from_env({**BASE, **env})
     assert needle in str(exc.value)
 
 
@@ -85,5 +87,29 @@ def test_route_validation(env: dict[str, str], needle: str) -> None:
     ],
 )
 def test_public_host(host: str, advertise: str, public: str) -> None:
-    s = NodeSettings.from_env({}, secret=SECRET, node_host=host, advertise_host=advertise)
+    s = NodeSettings.from_env(LINKS, secret=SECRET, node_host=host, advertise_host=advertise)
     assert s.public_host == public
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"CIM_NATS_URL": "nats://127.0.0.1:4222"}, "CIM_NATS_URL"),
+        ({"CIM_REDIS_URL": "redis://127.0.0.1:6379/0"}, "CIM_REDIS_URL"),
+        ({"CIM_REDIS_URL": "redis://cim@127.0.0.1:6379/0"}, "CIM_REDIS_URL"),
+        ({"CIM_TLS_CERT": "/nonexistent.pem"}, "CIM_TLS_KEY"),
+        ({"CIM_TLS_CERT": "/nonexistent.pem", "CIM_TLS_KEY": "/nonexistent.pem"}, "no such file"),
+    ],
+)
+def test_a_server_process_needs_credentials_and_whole_tls_settings(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(SettingsError) as exc:
+        NodeSettings.from_env({**BASE, **env})
+    assert needle in str(exc.value)
+    assert ":pw@" not in str(exc.value)
+
+
+def test_a_credentials_file_stands_in_for_a_nats_user(tmp_path) -> None:
+    creds = tmp_path / "node.creds"
+    creds.write_text("-----BEGIN NATS USER JWT-----\n")
+    env = {**BASE, "CIM_NATS_URL": "nats://127.0.0.1:4222", "CIM_NATS_CREDS": str(creds)}
+    assert NodeSettings.from_env(env).nats_creds == str(creds)
