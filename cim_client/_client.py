@@ -18,6 +18,7 @@ from cim_client._exceptions import CimApiError, CimError
 from cim_client._http import RouteHttp, with_retries
 from cim_client._link import NodeLink
 from cim_client._models import ConnectionState, Message, NodeAddress, SendResult
+from cim_client._tls import tls_context
 
 __all__ = ["Client"]
 
@@ -32,6 +33,8 @@ class Client:
     previous run); without it the node replays after the server-side ack cursor.
     ``on_message`` replaces the queue behind ``messages()``: it is awaited for
     each message in order, and the message counts as taken when it returns.
+    An ``https://`` route and a node whose login answer says ``tls`` are checked
+    against ``tls_ca`` (a PEM bundle; default ``$CIM_TLS_CA``, else the system store).
     """
 
     def __init__(
@@ -50,12 +53,13 @@ class Client:
         backoff_max: float = 10.0,
         http: httpx.AsyncClient | None = None,
         node: NodeAddress | None = None,
+        tls_ca: str | None = None,
     ) -> None:
         self.route_url = route_url.rstrip("/")
         self.username = username
         self.password = password
         self.token = token
-        self._route = RouteHttp(route_url, http)
+        self._route = RouteHttp(route_url, http, tls_ca)
         self._login_unused = False
         """A ``/login`` answer is at hand that no connection has used yet: the first
         ``connect()`` takes it instead of logging in (and being balanced) again."""
@@ -71,6 +75,7 @@ class Client:
             backoff_min=backoff_min,
             backoff_max=backoff_max,
             node=node,
+            tls=tls_context(tls_ca),
         )
 
     # ----- the session's state (kept by the link) ------------------------------------------

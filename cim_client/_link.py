@@ -30,12 +30,14 @@ import contextlib
 import inspect
 import logging
 import random
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from cim_client._exceptions import CimApiError, CimError, ConnectionClosed, retryable
 from cim_client._models import ConnectionState, Message, NodeAddress
+from cim_client._tls import tls_context
 from shared.protocol import ErrorCode, FrameDecoder, FrameType, KickReason, encode
 
 __all__ = ["NextNode", "NodeLink"]
@@ -120,8 +122,10 @@ class NodeLink:
         backoff_min: float = 0.2,
         backoff_max: float = 10.0,
         node: NodeAddress | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.username = username
+        self._tls = tls
         self.node = node
         self.state = ConnectionState.CLOSED
         self.last_seq = last_seq or 0
@@ -256,7 +260,9 @@ class NodeLink:
         node, token = await self._next_node(first)
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel from close().
         async with asyncio.timeout(_CONNECT_TIMEOUT_S):
-            reader, writer = await asyncio.open_connection(node.host, node.port)
+            reader, writer = await asyncio.open_connection(
+                node.host, node.port, ssl=(self._tls or tls_context()) if node.tls else None
+            )
         try:
             login: dict[str, Any] = {"t": FrameType.LOGIN.value, "token": token}
             if self._send_last_seq:
@@ -271,7 +277,7 @@ class NodeLink:
         # From now on we hold everything up to last_seq: say so on every later login.
         self.last_seq = max(self.last_seq, int(welcome.get("last_seq") or 0))
         self._send_last_seq = True
-        node = NodeAddress(str(welcome.get("node") or node.id), node.host, node.port)
+        node = NodeAddress(str(welcome.get("node") or node.id), node.host, node.port, node.tls)
         self.node = node
         return _Wire(reader, writer, decoder, pending, node, float(welcome.get("heartbeat_s") or 30))
 

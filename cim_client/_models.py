@@ -77,8 +77,12 @@ class NodeAddress:
     id: str
     host: str
     port: int
+    tls: bool = False
+    """Whether the node speaks TLS (the SDK then checks its certificate)."""
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> NodeAddress:
         """Build from the ``node`` object of a ``/login`` or ``/connect`` answer."""
-        return cls(id=str(data["id"]), host=str(data["host"]), port=int(data["port"]))
+        return cls(
+            id=str(data["id"]), host=str(data["host"]), port=int(data["port"]), tls=bool(data.get("tls"))
+        )

@@ -2,12 +2,12 @@
 
 Credentials travel in the URLs (``nats://user:pass@host:port``,
 ``redis://user:pass@host:port/0``; ``tls://`` and ``rediss://`` for TLS) or,
-for NATS, in a credentials file (``CIM_NATS_CREDS``). A server process given
-neither refuses to start (``shared.settings.credentials_problem``),
-and ``preflight`` connects once before it serves: a server that refuses those
-credentials makes it exit 2 with a message saying which one, instead of
-retrying forever. Certificates of ``tls://``/``rediss://`` servers are checked
-against ``CIM_TLS_CA`` when set, else the system store.
+for NATS, in a credentials file (``CIM_NATS_CREDS``). ``preflight`` runs once
+before a route or node serves: given no credentials
+(``shared.settings.credentials_problem``), or refused by a server, the process
+exits 2 with a message saying which, instead of retrying forever.
+Certificates of ``tls://``/``rediss://`` servers are checked against
+``CIM_TLS_CA`` when set, else the system store.
 
 Each NATS user gets replies in an inbox of its own (``inbox_prefix``), so the
 server's permissions can keep one user from reading another's replies.
@@ -25,7 +25,7 @@ from nats.errors import Error as NatsError
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
-from shared.settings import CommonSettings, redacted
+from shared.settings import CommonSettings, credentials_problem, redacted
 
 __all__ = [
     "Refused",
@@ -42,7 +42,7 @@ PREFLIGHT_TIMEOUT_S = 3.0
 
 
 class Refused(Exception):
-    """NATS or Redis refused this process's credentials (or permissions)."""
+    """This process has no credentials for NATS or Redis, or a server refused them."""
 
 
 def inbox_prefix(user: str) -> str:
@@ -77,6 +77,9 @@ async def preflight(settings: CommonSettings) -> None:
     """Connect to NATS and Redis once; raise ``Refused`` when one refuses the credentials of
     ``settings`` (or their TLS fails). A server that cannot be reached is only logged: the
     process's own connection logic waits and retries for it, as before."""
+    problem = credentials_problem(settings.nats_url, settings.nats_creds, settings.redis_url)
+    if problem:
+        raise Refused(problem)
     await _check_nats(settings.nats_url, settings.nats_creds, settings.tls_ca)
     await _check_redis(settings.redis_url, settings.tls_ca)
 

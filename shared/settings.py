@@ -176,9 +176,6 @@ class CommonSettings:
             raise SettingsError(detail=f"CIM_LOG_LEVEL={self.log_level!r}: debug, info, warning or error")
         if self.registry_refresh_s < 1:
             raise SettingsError(detail="CIM_REGISTRY_REFRESH_S must be at least 1")
-        problem = credentials_problem(self.nats_url, self.nats_creds, self.redis_url)
-        if problem:
-            raise SettingsError(detail=problem)
         if bool(self.tls_cert) != bool(self.tls_key):
             raise SettingsError(detail="CIM_TLS_CERT and CIM_TLS_KEY go together: give both or neither")
         for name in ("nats_creds", "tls_cert", "tls_key", "tls_ca"):
