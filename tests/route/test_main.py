@@ -64,7 +64,7 @@ async def test_with_nats_kv_registry(make_route: MakeRoute, nc: Nats) -> None:
     await eventually(lambda: _view_has(route, "kv-node"), timeout=5)
     await route.http.post("/users", json={"username": "ann", "password": PASSWORD})
     resp = await route.http.post("/login", json={"username": "ann", "password": PASSWORD})
-    assert resp.json()["node"] == {"id": "kv-node", "host": "10.0.0.1", "port": 9100}
+    assert resp.json()["node"] == {"id": "kv-node", "host": "10.0.0.1", "port": 9100, "tls": False}
     assert (await route.root.get("/readyz")).status_code == 200
     await registry.withdraw("kv-node")
     await eventually(lambda: _view_lacks(route, "kv-node"), timeout=5)
