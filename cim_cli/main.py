@@ -145,9 +145,10 @@ def _admin(args: argparse.Namespace) -> int:
     except status.NoApiKey as exc:
         print(f"cim: {exc}", file=sys.stderr)
         return 2
+    ca = status.tls_ca_from(os.environ, args.data)
     if args.command == "status":
-        return status.run_admin(status.status(route, key))
-    return status.run_admin(status.push(route, key, args.to, " ".join(args.text)))
+        return status.run_admin(status.status(route, key, tls_ca=ca))
+    return status.run_admin(status.push(route, key, args.to, " ".join(args.text), tls_ca=ca))
 
 
 def _up(args: argparse.Namespace) -> int:

@@ -82,9 +82,10 @@ class Proc:
 
 class Cluster:
     """NATS + Redis + routes + nodes of a ``LocalCluster`` (the code of ``cim up``) in ``tmp``;
-    ``async with`` guarantees they all stop. ``env``: ``CIM_*`` settings of every process."""
+    ``async with`` guarantees they all stop. ``env``: ``CIM_*`` settings of every process;
+    ``tls``: as ``cim up --tls`` (``http`` then trusts the cluster's CA, ``local.ca``)."""
 
-    def __init__(self, tmp: Path, secret: str, **env: Any) -> None:
+    def __init__(self, tmp: Path, secret: str, tls: bool = False, **env: Any) -> None:
         self.local = LocalCluster(
             tmp,
             nodes=0,
@@ -93,6 +94,7 @@ class Cluster:
             extra_env={"registry_refresh_s": "1", "log_level": "info", **{k: str(v) for k, v in env.items()}},
             secret=secret,
             api_key=API_KEY,
+            tls=tls,
         )
         self.routes: list[Proc] = []
         self.nodes: dict[str, Proc] = {}
@@ -112,6 +114,9 @@ class Cluster:
         except BaseException:
             await self.local.stop()
             raise
+        if self.local.tls:
+            await self.http.aclose()
+            self.http = httpx.AsyncClient(timeout=10.0, verify=self.local.ca)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -147,10 +152,10 @@ class Cluster:
 
     @property
     def route_url(self) -> str:
-        return f"http://127.0.0.1:{self.routes[0].port}"
+        return f"{self.local.scheme}://127.0.0.1:{self.routes[0].port}"
 
     def api(self, path: str, route: int = 0) -> str:
-        return f"http://127.0.0.1:{self.routes[route].port}/api/v1{path}"
+        return f"{self.local.scheme}://127.0.0.1:{self.routes[route].port}/api/v1{path}"
 
     @property
     def admin_headers(self) -> dict[str, str]:
