@@ -12,6 +12,7 @@ helpers).
 from __future__ import annotations
 
 import asyncio
+import ssl
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -116,12 +117,15 @@ class Cluster:
             raise
         if self.local.tls:
             await self.http.aclose()
-            self.http = httpx.AsyncClient(timeout=10.0, verify=self.local.ca)
+            verify = ssl.create_default_context(cafile=self.local.ca)
+            self.http = httpx.AsyncClient(timeout=10.0, verify=verify)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.local.stop(timeout=10)
+        # Its idle keep-alive connections first: over TLS the route's stop waits (up to its
+        # graceful timeout) for a client to answer the TLS close, and an idle pool does not.
         await self.http.aclose()
+        await self.local.stop(timeout=10)
         if exc_info[0] is not None:
             for p in [*self.routes, *self.nodes.values()]:
                 sys.stderr.write(f"----- {p.name} log -----\n{p.output()[-4000:]}\n")

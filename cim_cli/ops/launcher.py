@@ -55,7 +55,7 @@ from cim_cli.ops.services import (
 from cim_cli.ops.supervisor import Supervisor
 from cim_cli.ops.tls_files import TlsFiles, ensure_tls_files
 from shared.limits import raise_open_files
-from shared.links import nats_options
+from shared.links import client_tls, nats_options
 from shared.settings import api_keys
 
 __all__ = ["LocalCluster", "run_async", "run_up"]
@@ -284,7 +284,7 @@ class LocalCluster:
         """Until ``/readyz`` is 200 and ``GET /nodes`` lists every node; raise if a child dies."""
         wanted = {c.name for c in self.node_procs}
         deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient(timeout=5.0, verify=self.ca or True) as http:
+        async with httpx.AsyncClient(timeout=5.0, verify=client_tls(self.ca)) as http:
             while True:
                 dead = [c for c in self.children if not c.alive]
                 if dead:
