@@ -112,13 +112,13 @@ class Cluster:
     async def __aenter__(self) -> Self:
         try:
             await self.local.start_servers()
+            if self.local.tls:
+                await self.http.aclose()
+                verify = ssl.create_default_context(cafile=self.local.ca)
+                self.http = httpx.AsyncClient(timeout=10.0, verify=verify)
         except BaseException:
             await self.local.stop()
             raise
-        if self.local.tls:
-            await self.http.aclose()
-            verify = ssl.create_default_context(cafile=self.local.ca)
-            self.http = httpx.AsyncClient(timeout=10.0, verify=verify)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
