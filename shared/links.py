@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import nats
+from nats.aio.client import Client as Nats
 from nats.errors import Error as NatsError
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
@@ -30,6 +31,7 @@ from shared.settings import CommonSettings, credentials_problem, redacted
 __all__ = [
     "Refused",
     "client_tls",
+    "connect_once",
     "inbox_prefix",
     "nats_options",
     "preflight",
@@ -84,6 +86,31 @@ async def preflight(settings: CommonSettings) -> None:
     await _check_redis(settings.redis_url, settings.tls_ca)
 
 
+async def connect_once(
+    url: str, creds: str = "", ca: str = "", error_cb: Callable[[Exception], Awaitable[None]] | None = None
+) -> Nats:
+    """One connection attempt, no reconnects; a failed attempt is closed before it raises
+    (nats-py leaves its socket open otherwise). ``error_cb`` hears the server's errors."""
+
+    async def quiet(exc: Exception) -> None:
+        """nats-py would log each error with a traceback; the caller decides what they mean."""
+
+    nc = Nats()
+    try:
+        await nc.connect(
+            url,
+            allow_reconnect=False,
+            connect_timeout=PREFLIGHT_TIMEOUT_S,
+            max_reconnect_attempts=0,
+            error_cb=error_cb or quiet,
+            **nats_options(url, creds, ca),
+        )
+    except BaseException:
+        await nc.close()
+        raise
+    return nc
+
+
 async def _check_nats(url: str, creds: str, ca: str) -> None:
     refused: list[str] = []
 
@@ -93,14 +120,7 @@ async def _check_nats(url: str, creds: str, ca: str) -> None:
             refused.append(str(exc))
 
     try:
-        nc = await nats.connect(
-            url,
-            allow_reconnect=False,
-            connect_timeout=PREFLIGHT_TIMEOUT_S,
-            max_reconnect_attempts=0,
-            error_cb=on_error,
-            **nats_options(url, creds, ca),
-        )
+        nc = await connect_once(url, creds, ca, on_error)
     except (TimeoutError, NatsError, OSError, ssl.SSLError) as exc:
         if refused or "authorization" in str(exc).lower():
             raise Refused(f"NATS at {redacted(url)} refused the credentials: {refused or exc}") from exc

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
-import nats
 
 from cim_cli.ops.data_folder import (
     API_KEY_FILE,
@@ -55,7 +54,7 @@ from cim_cli.ops.services import (
 from cim_cli.ops.supervisor import Supervisor
 from cim_cli.ops.tls_files import TlsFiles, ensure_tls_files
 from shared.limits import raise_open_files
-from shared.links import client_tls, nats_options
+from shared.links import client_tls, connect_once
 from shared.settings import api_keys
 
 __all__ = ["LocalCluster", "run_async", "run_up"]
@@ -350,10 +349,7 @@ async def _until_accepted(url: str, ca: str, timeout: float = RELOAD_TIMEOUT_S) 
     deadline = time.monotonic() + timeout
     while True:
         try:
-            nc = await nats.connect(
-                url, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=2,
-                error_cb=_quiet, **nats_options(url, ca=ca),
-            )  # fmt: skip
+            nc = await connect_once(url, ca=ca)
         except Exception:  # nats-py raises several unrelated types for a refused user
             if time.monotonic() > deadline:
                 raise RuntimeError(f"NATS did not take the new user after {timeout:.0f}s") from None
@@ -361,10 +357,6 @@ async def _until_accepted(url: str, ca: str, timeout: float = RELOAD_TIMEOUT_S) 
             continue
         await nc.close()
         return
-
-
-async def _quiet(exc: Exception) -> None:
-    """nats-py logs every error it reports with a traceback; a refused try is expected here."""
 
 
 async def _unless_stopped(coro: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:

@@ -9,14 +9,14 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import nats
 import pytest
 import redis.asyncio as aioredis
+from nats.aio.client import Client as Nats
 from nats.errors import Error as NatsError
 from redis.exceptions import AuthenticationError, NoPermissionError
 
 from shared import bus
-from shared.links import nats_options
+from shared.links import connect_once
 from shared.registry import NodeInfo
 from shared.registry_nats import NatsKvRegistry
 from tests.harness import SECRET, Cluster, eventually
@@ -35,44 +35,29 @@ def _user_url(cluster: Cluster, user: str) -> str:
     return local.nats_auth.url(user, local.host, local.nats.port)
 
 
-async def _connect_as(cluster: Cluster, user: str, errors: list[str] | None = None) -> nats.NATS:
+async def _connect_as(cluster: Cluster, user: str, errors: list[str] | None = None) -> Nats:
     async def on_error(exc: Exception) -> None:
         if errors is not None:
             errors.append(str(exc))
 
-    url = _user_url(cluster, user)
-    return await nats.connect(url, allow_reconnect=False, error_cb=on_error, **nats_options(url))
+    return await connect_once(_user_url(cluster, user), error_cb=on_error)
 
 
 async def test_nats_and_redis_refuse_connections_without_credentials(two_nodes: Cluster) -> None:
     nats_port, redis_port = two_nodes.nats.port, two_nodes.redis.port
-    with pytest.raises(NatsError, match="Authorization Violation"):
-        await nats.connect(
-            f"nats://127.0.0.1:{nats_port}", allow_reconnect=False, max_reconnect_attempts=0, error_cb=_ignore
-        )
-    with pytest.raises(NatsError, match="Authorization Violation"):
-        await nats.connect(
-            f"nats://route:guess@127.0.0.1:{nats_port}",
-            allow_reconnect=False,
-            max_reconnect_attempts=0,
-            error_cb=_ignore,
-        )
-    stranger = aioredis.Redis(port=redis_port)
-    try:
-        with pytest.raises(AuthenticationError):
-            await stranger.get("cim:anything")
-        with pytest.raises(AuthenticationError):
-            await aioredis.Redis(port=redis_port, username="default", password="").ping()
-    finally:
-        await stranger.aclose()
+    for url in (f"nats://127.0.0.1:{nats_port}", f"nats://route:guess@127.0.0.1:{nats_port}"):
+        with pytest.raises(NatsError, match="Authorization Violation"):
+            await connect_once(url)
+    for stranger in (aioredis.Redis(port=redis_port), aioredis.Redis(port=redis_port, username="default")):
+        try:
+            with pytest.raises(AuthenticationError):
+                await stranger.get("cim:anything")
+        finally:
+            await stranger.aclose()
     # Both listen on loopback only.
     conf = (two_nodes.local.data_dir / "nats.conf").read_text()
     assert f'"listen": "127.0.0.1:{nats_port}"' in conf
     assert "bind 127.0.0.1\n" in (two_nodes.local.data_dir / "redis.conf").read_text()
-
-
-async def _ignore(exc: Exception) -> None:
-    """A refused connection is what the test expects: no traceback in the log."""
 
 
 async def test_a_node_cannot_deliver_to_another_nodes_users(two_nodes: Cluster) -> None:
