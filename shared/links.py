@@ -15,6 +15,7 @@ server's permissions can keep one user from reading another's replies.
 
 from __future__ import annotations
 
+import functools
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -52,8 +53,10 @@ def inbox_prefix(user: str) -> str:
     return f"_INBOX.{user}"
 
 
+@functools.cache
 def client_tls(ca: str = "") -> ssl.SSLContext:
-    """A client context that checks server certificates against ``ca`` (PEM), else the system store."""
+    """A client context that checks server certificates against ``ca`` (PEM), else the system
+    store; one per bundle, shared (loading a store costs milliseconds)."""
     return ssl.create_default_context(cafile=ca or None)
 
 

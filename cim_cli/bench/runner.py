@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import resource
 import sys
 from collections.abc import Awaitable, Callable
@@ -28,7 +29,14 @@ __all__ = ["run_bench"]
 
 
 def _cim(args: argparse.Namespace, **env: str) -> CimTarget:
-    return CimTarget(nodes=args.nodes, route_url=args.route, api_key=args.api_key or "", env=env)
+    return CimTarget(
+        nodes=args.nodes,
+        route_url=args.route,
+        api_key=args.api_key or "",
+        env=env,
+        tls=args.tls,
+        ca=os.environ.get("CIM_TLS_CA", ""),
+    )
 
 
 def _targets(args: argparse.Namespace) -> list[Target]:
