@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from shared.links import inbox_prefix
+
 __all__ = ["ADMIN", "ROUTE", "NatsAuth", "NatsUser", "node_user", "route_user"]
 
 ADMIN = "admin"
@@ -50,11 +52,6 @@ _READ = [
     f"$JS.API.STREAM.MSG.GET.{_BUCKET_STREAM}",
     f"$JS.FC.{_BUCKET_STREAM}.>",
 ]
-
-
-def inbox(user: str) -> str:
-    """The inbox prefix of ``user`` (what ``shared.links`` gives nats-py for that user)."""
-    return f"_INBOX.{user}"
 
 
 @dataclass(frozen=True)
@@ -81,15 +78,22 @@ def route_user() -> NatsUser:
     return NatsUser(
         ROUTE,
         publish=("cim.node.*", "cim.broadcast", *_BIND, *_READ),
-        subscribe=(f"{inbox(ROUTE)}.>",),
+        subscribe=(f"{inbox_prefix(ROUTE)}.>",),
     )
 
 
 def node_user(node_id: str) -> NatsUser:
+    if node_id in (ROUTE, ADMIN):
+        raise ValueError(f"node id {node_id!r} is taken by the NATS user of another role")
     return NatsUser(
         node_id,
         publish=("cim.kick.*", f"{_KV_PREFIX}.{node_id}", *_BIND),
-        subscribe=(f"cim.node.{node_id}", f"cim.kick.{node_id}", "cim.broadcast", f"{inbox(node_id)}.>"),
+        subscribe=(
+            f"cim.node.{node_id}",
+            f"cim.kick.{node_id}",
+            "cim.broadcast",
+            f"{inbox_prefix(node_id)}.>",
+        ),
     )
 
 
