@@ -13,6 +13,7 @@ import pytest
 
 from cim_client import AdminClient, Client
 from shared.protocol import encode
+from tests.cli.chat.test_app import Chat, connected, styled
 from tests.harness import API_KEY, SECRET, Cluster
 
 PASSWORD = "password123"
@@ -75,3 +76,24 @@ async def test_a_plain_client_is_refused_by_a_tls_node_which_keeps_serving(tls_c
         await bob.register()
         await bob.connect()
         assert bob.node is not None and bob.node.id == node["id"]
+
+
+async def test_cim_chat_talks_over_tls(
+    tls_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real ``cim chat`` in a pty, trusting the cluster's CA through ``CIM_TLS_CA``."""
+    monkeypatch.setenv("CIM_TLS_CA", tls_cluster.local.ca)
+    await tls_cluster.register("bob", PASSWORD)
+    await tls_cluster.register("ann", PASSWORD)
+    bob = Chat("bob", tls_cluster.route_url, tmp_path / "home-bob")
+    ann = Chat("ann", tls_cluster.route_url, tmp_path / "home-ann")
+    try:
+        await connected(bob)
+        await connected(ann)
+        await ann.line("@bob hello over tls")
+        await bob.expect(styled("ann:", "hello over tls"))
+        await ann.line(":q!")
+        assert await ann.exit_code() == 0
+    finally:
+        ann.close()
+        bob.close()
