@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--data", type=Path, help="data folder (default: the user's data directory)")
     up.add_argument("--route-workers", type=int, help="route processes sharing its port (default 2)")
+    up.add_argument(
+        "--tls", action="store_true", help="TLS for route, nodes and NATS (a private CA in the data folder)"
+    )
 
     _add_process_flags(sub.add_parser("route", help="run one route (HTTP API)"), "route")
     _add_process_flags(sub.add_parser("node", help="run one connection node"), "node")
@@ -142,15 +145,16 @@ def _admin(args: argparse.Namespace) -> int:
     except status.NoApiKey as exc:
         print(f"cim: {exc}", file=sys.stderr)
         return 2
+    ca = status.tls_ca_from(os.environ, args.data)
     if args.command == "status":
-        return status.run_admin(status.status(route, key))
-    return status.run_admin(status.push(route, key, args.to, " ".join(args.text)))
+        return status.run_admin(status.status(route, key, tls_ca=ca))
+    return status.run_admin(status.push(route, key, args.to, " ".join(args.text), tls_ca=ca))
 
 
 def _up(args: argparse.Namespace) -> int:
     from cim_cli.ops.launcher import run_up  # noqa: PLC0415
 
-    return run_up(args.nodes, args.route_port, args.data, args.route_workers)
+    return run_up(args.nodes, args.route_port, args.data, args.route_workers, args.tls)
 
 
 def _bench(args: argparse.Namespace) -> int:

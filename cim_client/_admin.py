@@ -18,8 +18,10 @@ __all__ = ["AdminClient"]
 class AdminClient:
     """An operator or back end talking to the route with an API key."""
 
-    def __init__(self, route_url: str, api_key: str, http: httpx.AsyncClient | None = None) -> None:
-        self._route = RouteHttp(route_url, http)
+    def __init__(
+        self, route_url: str, api_key: str, http: httpx.AsyncClient | None = None, tls_ca: str | None = None
+    ) -> None:
+        self._route = RouteHttp(route_url, http, tls_ca)
         self.route_url = self._route.root
         self._headers = {"X-API-Key": api_key}
 

@@ -19,6 +19,7 @@ from cim_client._http import RouteHttp, with_retries
 from cim_client._link import NodeLink
 from cim_client._models import ConnectionState, Message, NodeAddress, SendResult
 from cim_client._socket import TRANSPORTS
+from cim_client._tls import tls_context
 
 __all__ = ["Client"]
 
@@ -35,6 +36,8 @@ class Client:
     each message in order, and the message counts as taken when it returns.
     ``transport``: ``"tcp"`` (the frame protocol on the node's port) or ``"ws"``
     (the same frames over the node's WebSocket, ``ws_url``; needs ``websockets``).
+    An ``https://`` route and a node whose login answer says ``tls`` are checked
+    against ``tls_ca`` (a PEM bundle; default ``$CIM_TLS_CA``, else the system store).
     """
 
     def __init__(
@@ -54,6 +57,7 @@ class Client:
         http: httpx.AsyncClient | None = None,
         node: NodeAddress | None = None,
         transport: str = "tcp",
+        tls_ca: str | None = None,
     ) -> None:
         if transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
@@ -61,7 +65,7 @@ class Client:
         self.username = username
         self.password = password
         self.token = token
-        self._route = RouteHttp(route_url, http)
+        self._route = RouteHttp(route_url, http, tls_ca)
         self._login_unused = False
         """A ``/login`` answer is at hand that no connection has used yet: the first
         ``connect()`` takes it instead of logging in (and being balanced) again."""
@@ -78,6 +82,7 @@ class Client:
             backoff_max=backoff_max,
             node=node,
             transport=transport,
+            tls=tls_context(tls_ca),
         )
 
     # ----- the session's state (kept by the link) ------------------------------------------

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from cim_client._exceptions import CimApiError
+from cim_client._tls import tls_context
 
 __all__ = ["RouteHttp", "api_url", "raise_for_error", "with_retries"]
 
@@ -58,13 +59,16 @@ async def with_retries(call: Callable[[], Awaitable[Any]]) -> Any:
 
 
 class RouteHttp:
-    """The route's ``/api/v1`` over one ``httpx.AsyncClient`` (made here unless given; closed
-    by ``aclose`` only when made here)."""
+    """The route's ``/api/v1`` over one ``httpx.AsyncClient`` (made here unless given, checking
+    an HTTPS route's certificate as ``cim_client._tls`` says; closed by ``aclose`` only when
+    made here)."""
 
-    def __init__(self, route_url: str, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self, route_url: str, http: httpx.AsyncClient | None = None, tls_ca: str | None = None
+    ) -> None:
         self.api = api_url(route_url)
         self.root = self.api.removesuffix("/api/v1")
-        self.http = http or httpx.AsyncClient(timeout=DEFAULT_TIMEOUT_S)
+        self.http = http or httpx.AsyncClient(timeout=DEFAULT_TIMEOUT_S, verify=tls_context(tls_ca))
         self._own_http = http is None
         self._closed = False
 

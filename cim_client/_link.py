@@ -32,6 +32,7 @@ import dataclasses
 import inspect
 import logging
 import random
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -39,6 +40,7 @@ from typing import Any
 from cim_client._exceptions import CimApiError, CimError, ConnectionClosed, retryable
 from cim_client._models import ConnectionState, Message, NodeAddress
 from cim_client._socket import NodeSocket, open_socket
+from cim_client._tls import tls_context
 from shared.protocol import ErrorCode, FrameType, KickReason
 from shared.tasks import first_done
 
@@ -111,9 +113,11 @@ class NodeLink:
         backoff_max: float = 10.0,
         node: NodeAddress | None = None,
         transport: str = "tcp",
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.username = username
         self._transport = transport
+        self._tls = tls
         self.node = node
         self.state = ConnectionState.CLOSED
         self.last_seq = last_seq or 0
@@ -248,7 +252,7 @@ class NodeLink:
         node, token = await self._next_node(first)
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel from close().
         async with asyncio.timeout(_CONNECT_TIMEOUT_S):
-            socket = await open_socket(node, self._transport)
+            socket = await open_socket(node, self._transport, self._tls or tls_context())
         try:
             login: dict[str, Any] = {"t": FrameType.LOGIN.value, "token": token}
             if self._send_last_seq:

@@ -79,6 +79,8 @@ class NodeAddress:
     port: int
     ws_url: str | None = None
     """Its WebSocket listener (``ws://host:port/ws``), if it has one."""
+    tls: bool = False
+    """Whether the node speaks TLS (the SDK then checks its certificate)."""
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> NodeAddress:
@@ -89,4 +91,5 @@ class NodeAddress:
             host=str(data["host"]),
             port=int(data["port"]),
             ws_url=str(ws_url) if ws_url else None,
+            tls=bool(data.get("tls")),
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from typing import Any, Protocol
 
 from cim_client._models import NodeAddress
@@ -36,15 +37,17 @@ class NodeSocket(Protocol):
     async def close(self) -> None: ...
 
 
-async def open_socket(node: NodeAddress, transport: str) -> NodeSocket:
-    """Connect to ``node`` over ``transport`` (``tcp`` or ``ws``)."""
+async def open_socket(node: NodeAddress, transport: str, tls: ssl.SSLContext) -> NodeSocket:
+    """Connect to ``node`` over ``transport`` (``tcp`` or ``ws``); a node whose login answer says
+    ``tls`` is checked with ``tls``."""
     if transport == "ws":
         if not node.ws_url:
             raise CimError("no_websocket", f"node {node.id} has no WebSocket listener")
         from cim_client._websocket import WebSocket  # noqa: PLC0415 - needs the optional websockets
 
-        return await WebSocket.open(node.ws_url, MAX_INCOMING_FRAME, _CLOSE_TIMEOUT_S)
-    return await _TcpSocket.open(node.host, node.port)
+        wss = tls if node.ws_url.startswith("wss://") else None
+        return await WebSocket.open(node.ws_url, MAX_INCOMING_FRAME, _CLOSE_TIMEOUT_S, wss)
+    return await _TcpSocket.open(node.host, node.port, tls if node.tls else None)
 
 
 class _TcpSocket:
@@ -54,8 +57,8 @@ class _TcpSocket:
         self._decoder = FrameDecoder(MAX_INCOMING_FRAME)
 
     @classmethod
-    async def open(cls, host: str, port: int) -> _TcpSocket:
-        return cls(*await asyncio.open_connection(host, port))
+    async def open(cls, host: str, port: int, tls: ssl.SSLContext | None) -> _TcpSocket:
+        return cls(*await asyncio.open_connection(host, port, ssl=tls))
 
     async def send(self, frame: dict[str, Any]) -> None:
         self._writer.write(encode(frame))

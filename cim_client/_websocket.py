@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from typing import Any
 
 import msgpack
@@ -24,10 +25,12 @@ class WebSocket:
         self._close_timeout = close_timeout
 
     @classmethod
-    async def open(cls, url: str, max_frame: int, close_timeout: float) -> WebSocket:
+    async def open(
+        cls, url: str, max_frame: int, close_timeout: float, tls: ssl.SSLContext | None = None
+    ) -> WebSocket:
         try:
             # No WebSocket-level pings: the session's ping frames keep it alive (as on TCP).
-            ws = await connect(url, compression=None, max_size=max_frame, ping_interval=None)
+            ws = await connect(url, compression=None, max_size=max_frame, ping_interval=None, ssl=tls)
         except InvalidHandshake as exc:  # the node said no (origin, path): trying again won't help
             raise CimError("websocket_refused", f"{url}: {exc}") from exc
         return cls(ws, close_timeout)

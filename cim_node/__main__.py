@@ -3,7 +3,8 @@
 SIGTERM or SIGINT: drain (clients get ``kick{drain}`` at ``CIM_DRAIN_RATE`` per
 second, at most ``CIM_DRAIN_TIMEOUT_S``), then stop and exit 0; a second signal
 stops at once. A drain requested over the bus ends the same way once the node
-is empty. Exit 2: bad settings; exit 1: the node could not start.
+is empty. Exit 2: bad settings, missing credentials, or NATS or Redis refused
+them (``shared.links.preflight``); exit 1: the node could not start.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from cim_node.server import NodeServer
 from shared.errors import SettingsError
 from shared.limits import raise_open_files
+from shared.links import Refused, preflight
 from shared.settings import NodeSettings
 from shared.tasks import first_done
 
@@ -39,6 +41,11 @@ def main() -> int:
     log.info("node %s: open files limit %d", settings.node_id, limit)
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop if uvloop else None
     with asyncio.Runner(loop_factory=loop_factory) as runner:
+        try:
+            runner.run(preflight(settings))
+        except Refused as exc:
+            print(f"cim node: {exc}", file=sys.stderr)
+            return 2
         return runner.run(_run(settings))
 
 

@@ -96,6 +96,7 @@ class Connection(asyncio.Protocol):
         "_syncing",
         "_resync",
         "_writable",
+        "_pending",
     )
 
     def __init__(self, ctx: NodeContext) -> None:
@@ -119,6 +120,8 @@ class Connection(asyncio.Protocol):
         self._syncing = False
         self._resync = False
         self._writable: asyncio.Event | None = None
+        self._pending: str | None = None
+        """The client's address while it counts as a pending login (``ctx.pending``)."""
 
     def __repr__(self) -> str:
         return f"<Connection {self.conn_id} user={self.user or '-'} {self.phase.name}>"
@@ -134,6 +137,14 @@ class Connection(asyncio.Protocol):
         ctx = self.ctx
         # uvloop's TCPTransport does not subclass asyncio.Transport; it has the same methods.
         self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if peer else ""
+        if not ctx.pending.admit(address):
+            ctx.metrics.logins.labels("too_many_pending").inc()
+            self.phase = Phase.CLOSED
+            self.transport.abort()
+            return
+        self._pending = address
         # Above half the hard limit the replay waits for the peer to read (pause_writing).
         self.transport.set_write_buffer_limits(high=ctx.settings.write_buffer // 2)
         # The kernel's send buffer is bounded too: autotuned (up to 4 MB on Linux), it would
@@ -252,6 +263,7 @@ class Connection(asyncio.Protocol):
             self.fail(ErrorCode.BAD_TOKEN, exc.detail)
             return
         self.phase = Phase.LOGGING_IN
+        self._not_pending()
         self.user = token.username
         assert self.transport is not None
         self.transport.pause_reading()
@@ -497,9 +509,16 @@ class Connection(asyncio.Protocol):
             self._timer = self.ctx.loop.call_later(CLOSE_GRACE_S, transport.abort)
         self._forget(release)
 
+    def _not_pending(self) -> None:
+        """It logged in or closed: its place among the pending logins is free."""
+        if self._pending is not None:
+            self.ctx.pending.leave(self._pending)
+            self._pending = None
+
     def _forget(self, release: bool) -> None:
         """Once per connection, as it closes: leave the node, flush its ack, drop its session."""
         ctx = self.ctx
+        self._not_pending()
         if self not in ctx.connections:
             return
         ctx.connections.discard(self)

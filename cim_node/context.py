@@ -19,6 +19,7 @@ from typing import Any
 from cim_node.acks import AckCursors
 from cim_node.hub import Hub
 from cim_node.metrics import NodeMetrics
+from cim_node.pending import PendingLogins
 from cim_node.store import SessionStore
 from cim_node.sweeper import Sweeper
 from shared.sessions import Session
@@ -55,6 +56,8 @@ class NodeContext:
     """Every open connection, logged in or not (the server's set of ``Connection``; named
     loosely here, as this module cannot import the connection's)."""
     next_conn_id: Callable[[], str] = field(default_factory=_conn_ids)
+    pending: PendingLogins = field(default_factory=PendingLogins)
+    """The connections that have not logged in yet (capped in total and per address)."""
 
     @property
     def node_id(self) -> str:

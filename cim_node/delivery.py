@@ -1,7 +1,8 @@
 """NATS -> hub: the node's subscriptions and what each bus payload does.
 
-``cim.node.<id>`` carries ``msgs`` (each item an encoded ``msg`` frame whose
-``to`` is one of this node's users), ``kick`` and ``drain``;
+``cim.node.<id>`` (from the route) carries ``msgs`` (each item an encoded
+``msg`` frame whose ``to`` is one of this node's users), ``kick`` and
+``drain``; ``cim.kick.<id>`` (from other nodes) carries ``kick`` only;
 ``cim.broadcast`` carries messages for every user of every node but
 ``exclude``. A payload is decoded once and a ``msgs`` frame is written as it
 came (``shared.bus``); ordering, holding and gap filling per user live in the
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 class Delivery:
-    """The node's two subscriptions and their handlers; ``on_drain`` starts the node's drain."""
+    """The node's three subscriptions and their handlers; ``on_drain`` starts the node's drain."""
 
     def __init__(self, node_id: str, hub: Hub, on_drain: Callable[[], None]) -> None:
         self._node_id = node_id
@@ -41,6 +42,7 @@ class Delivery:
     async def start(self, nc: NatsClient) -> None:
         self._subs = [
             await nc.subscribe(bus.node_subject(self._node_id), cb=self._on_node_msg),
+            await nc.subscribe(bus.kick_subject(self._node_id), cb=self._on_kick),
             await nc.subscribe(bus.BROADCAST_SUBJECT, cb=self._on_broadcast),
         ]
 
@@ -83,6 +85,15 @@ class Delivery:
                 log.warning("node=%s unknown bus payload kind %r ignored", self._node_id, kind)
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("node=%s bad bus payload on %s: %r", self._node_id, msg.subject, exc)
+
+    async def _on_kick(self, msg: Msg) -> None:
+        try:
+            payload = bus.unpack(msg.data)
+            if payload["k"] != "kick":
+                raise ValueError(f"only kicks here, not {payload['k']!r}")
+            self._hub.kick(payload["user"], payload["reason"], payload.get("conn"))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("node=%s bad payload on %s: %r", self._node_id, msg.subject, exc)
 
     async def _on_broadcast(self, msg: Msg) -> None:
         try:

@@ -41,10 +41,11 @@ from cim_node.context import NodeContext
 from cim_node.delivery import Delivery
 from cim_node.hub import Hub
 from cim_node.metrics import NodeMetrics
+from cim_node.pending import PendingLogins
 from cim_node.store import SessionStore
 from cim_node.sweeper import Sweeper, tick_for
 from cim_node.websocket import listen as listen_websocket
-from shared import bus, sessions
+from shared import bus, links, sessions
 from shared.keys import Keys
 from shared.protocol import KickReason
 from shared.registry import NodeInfo, NodeRegistry, NodeState
@@ -125,7 +126,7 @@ class NodeServer:
         assert self.nc is not None
         try:
             await self.nc.publish(
-                bus.node_subject(old.node), bus.kick(user, KickReason.DUPLICATE_LOGIN.value, conn=old.conn)
+                bus.kick_subject(old.node), bus.kick(user, KickReason.DUPLICATE_LOGIN.value, conn=old.conn)
             )
         except Exception as exc:  # nats-py raises several unrelated types
             self.metrics.nats_errors.inc()
@@ -140,7 +141,12 @@ class NodeServer:
         self.state = ServerState.STARTING
         s = self.settings
         # No per-reply timeout (a timer per reply of every pipeline); each pipeline has one.
-        self.redis = Redis.from_url(s.redis_url, socket_timeout=None, socket_connect_timeout=REDIS_TIMEOUT_S)
+        self.redis = Redis.from_url(
+            s.redis_url,
+            socket_timeout=None,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+            **links.redis_options(s.redis_url, s.tls_ca),
+        )
         self.scripts = Scripts.register(self.redis)
         self.acks = AckCursors(
             self.redis,
@@ -163,13 +169,20 @@ class NodeServer:
             reconnected_cb=self._on_nats_reconnected,
             disconnected_cb=self._on_nats_disconnected,
             error_cb=self._on_nats_error,
+            **links.nats_options(s.nats_url, s.nats_creds, s.tls_ca),
         )
         if self.registry is None:
             self.registry = await NatsKvRegistry.open(self.nc.jetstream(), refresh_s=s.registry_refresh_s)
         await self.delivery.start(self.nc)
         ctx = self._context()
         self._listener = await self.loop.create_server(
-            lambda: Connection(ctx), s.node_host, s.node_port, backlog=4096, reuse_address=True
+            lambda: Connection(ctx),
+            s.node_host,
+            s.node_port,
+            backlog=4096,
+            reuse_address=True,
+            ssl=s.server_tls(),
+            ssl_handshake_timeout=s.login_timeout_s if s.tls else None,
         )
         self.port = self._listener.sockets[0].getsockname()[1]
         if s.node_ws_port:
@@ -211,6 +224,7 @@ class NodeServer:
             refusing=lambda: self.draining,
             stopping=lambda: self.state is ServerState.STOPPING,
             connections=self.connections,
+            pending=PendingLogins(s.max_pending, s.max_pending_per_address),
         )
 
     def info(self) -> NodeInfo:
@@ -224,6 +238,7 @@ class NodeServer:
             started_at=self.started_at,
             metrics_port=self.metrics_port,
             ws_port=self.ws_port,
+            tls=self.settings.tls,
         )
 
     async def announce(self) -> None:

@@ -303,4 +303,6 @@ async def listen(
         settings.node_ws_port,
         backlog=4096,
         reuse_address=True,
+        ssl=settings.server_tls(),  # wss:// when the node has a certificate
+        ssl_handshake_timeout=settings.login_timeout_s if settings.tls else None,
     )

@@ -4,11 +4,14 @@ Settings come from ``CIM_*`` variables. With ``CIM_ROUTE_WORKERS`` > 1 this proc
 supervises that many route processes sharing the port (``cim_route.workers``; each runs
 this module with ``--worker``). uvicorn handles SIGTERM/SIGINT: it stops accepting, lets
 requests in flight finish, runs the lifespan shutdown (tasks cancelled and awaited, NATS and
-Redis closed) and the process exits 0.
+Redis closed) and the process exits 0. Exit 2: bad settings, missing credentials, or
+NATS or Redis refused them (checked once before serving, ``shared.links.preflight``).
+With ``CIM_TLS_CERT``/``CIM_TLS_KEY`` it serves HTTPS.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import logging
 import signal
@@ -19,6 +22,7 @@ import uvicorn
 from cim_route.app import create_app
 from cim_route.workers import WORKER_FLAG, listen_socket, supervise
 from shared.errors import SettingsError
+from shared.links import Refused, preflight
 from shared.settings import RouteSettings
 
 
@@ -31,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settings.configure_logging()
     worker = WORKER_FLAG in argv
+    if not worker:
+        try:
+            asyncio.run(preflight(settings))
+        except Refused as exc:
+            print(f"cim route: {exc}", file=sys.stderr)
+            return 2
     if settings.route_workers > 1 and not worker:
         return supervise(settings)
     config = uvicorn.Config(
@@ -44,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=10,
+        ssl_certfile=settings.tls_cert or None,
+        ssl_keyfile=settings.tls_key or None,
     )
     server = uvicorn.Server(config)
     # uvicorn re-raises the signal that stopped it once it has restored the previous handlers;

@@ -40,13 +40,13 @@ from cim_route.metrics import Metrics, RequestMetrics
 from cim_route.nodes import NodeView
 from cim_route.scheduler import Scheduler
 from cim_route.send import Sender
-from shared import sessions
+from shared import links, sessions
 from shared.errors import ApiError
 from shared.keys import Keys
 from shared.registry import NodeRegistry
 from shared.registry_nats import DEFAULT_BUCKET, NatsKvRegistry
 from shared.scripts import Scripts
-from shared.settings import RouteSettings
+from shared.settings import RouteSettings, redacted
 
 __all__ = ["create_app"]
 
@@ -131,6 +131,7 @@ async def _lifespan(
         timeout=5.0,
         socket_connect_timeout=2.0,
         socket_timeout=5.0,
+        **links.redis_options(settings.redis_url, settings.tls_ca),
     )
     redis = Redis.from_pool(pool)
     try:
@@ -148,7 +149,7 @@ async def _lifespan(
                 "scheduler": context.scheduler.run(),
             }
             async with _running(tasks):
-                log.info("route ready: balancer %s, nats %s", settings.balancer, settings.nats_url)
+                log.info("route ready: balancer %s, nats %s", settings.balancer, redacted(settings.nats_url))
                 try:
                     yield
                 finally:
@@ -220,6 +221,7 @@ async def _connect_nats(settings: RouteSettings, metrics: Metrics) -> Nats:
                 error_cb=on_error,
                 disconnected_cb=on_disconnect,
                 reconnected_cb=on_reconnect,
+                **links.nats_options(settings.nats_url, settings.nats_creds, settings.tls_ca),
             ),
             settings.startup_timeout_s,
         )

@@ -12,6 +12,10 @@ Subjects:
   - ``{"k": "kick", "user": str, "conn": str | None, "reason": str}`` -- close
     that user's connection (only if it is ``conn``, when given).
   - ``{"k": "drain"}`` -- stop taking logins and move the clients away.
+- ``cim.kick.<node_id>``: only ``kick`` payloads, from the other nodes (the
+  newest login of a user kicks its older connection wherever it is). Nodes may
+  publish here but not on ``cim.node.*`` (their NATS users say so), so a node
+  cannot deliver messages to another node's users.
 - ``cim.broadcast``: ``{"k": "broadcast", "msg": msg frame, "exclude": str | None}``
   -- every node writes it to all its users but ``exclude``; ``to`` is filled
   per recipient by the node.
@@ -37,6 +41,7 @@ __all__ = [
     "deliveries",
     "drain",
     "kick",
+    "kick_subject",
     "msgs",
     "node_subject",
     "unpack",
@@ -57,6 +62,10 @@ class Item(NamedTuple):
 
 def node_subject(node_id: str) -> str:
     return f"cim.node.{node_id}"
+
+
+def kick_subject(node_id: str) -> str:
+    return f"cim.kick.{node_id}"
 
 
 def _pack(payload: dict[str, Any]) -> bytes:

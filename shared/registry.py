@@ -37,6 +37,8 @@ class NodeInfo:
     metrics_port: int | None = None
     ws_port: int | None = None
     """The WebSocket listener (path ``/ws``) on ``host``, if the node has one."""
+    tls: bool = False
+    """Whether its client listener speaks TLS."""
 
     def pack(self) -> bytes:
         return msgpack.packb(asdict(self), use_bin_type=True)
@@ -49,11 +51,12 @@ class NodeInfo:
 
     @property
     def ws_url(self) -> str | None:
-        """``ws://host:port/ws`` for browsers, or None when the node has no WebSocket listener."""
+        """``ws://host:port/ws`` (``wss://`` on a TLS node) for browsers, or None when the node has
+        no WebSocket listener."""
         if not self.ws_port:
             return None
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"ws://{host}:{self.ws_port}/ws"
+        return f"{'wss' if self.tls else 'ws'}://{host}:{self.ws_port}/ws"
 
     @property
     def accepting(self) -> bool:

@@ -11,10 +11,12 @@ import logging
 import os
 import re
 import socket
+import ssl
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 from shared.errors import SettingsError
 from shared.protocol import NODE_ID_RE
@@ -27,7 +29,9 @@ __all__ = [
     "RateLimit",
     "RouteSettings",
     "api_keys",
+    "credentials_problem",
     "parse_list",
+    "redacted",
 ]
 
 BALANCERS = ("round_robin", "consistent_hash", "least_connections", "random")
@@ -67,6 +71,27 @@ def api_keys(environ: Mapping[str, str]) -> tuple[str, ...]:
     return parse_list(environ.get("CIM_API_KEYS", ""))
 
 
+def redacted(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``, for messages and logs."""
+    password = urlsplit(url).password
+    return url if password is None else url.replace(f":{password}@", ":***@", 1)
+
+
+def credentials_problem(nats_url: str, nats_creds: str, redis_url: str) -> str | None:
+    """What a server process lacks to authenticate to NATS and Redis, or None."""
+    if not nats_creds and not urlsplit(nats_url).username:
+        return (
+            f"CIM_NATS_URL={redacted(nats_url)} has no user: give nats://USER:PASSWORD@HOST:PORT "
+            "(tls://... with TLS) or CIM_NATS_CREDS=FILE"
+        )
+    if not urlsplit(redis_url).password:
+        return (
+            f"CIM_REDIS_URL={redacted(redis_url)} has no password: "
+            "give redis://USER:PASSWORD@HOST:PORT/0 (rediss://... with TLS)"
+        )
+    return None
+
+
 def _parse_bool(text: str) -> bool:
     if text.lower() in {"1", "true", "yes", "on"}:
         return True
@@ -92,6 +117,8 @@ class CommonSettings:
 
     nats_url: str = "nats://127.0.0.1:4222"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    nats_creds: str = ""
+    """A NATS credentials file, instead of (or with) a user in ``nats_url``."""
     redis_prefix: str = "cim:"
     """Key prefix; tests give each cluster its own so they share one Redis."""
     secret: str = ""
@@ -106,6 +133,12 @@ class CommonSettings:
     log_level: str = "info"
     metrics_port: int = -1
     """Port of a separate Prometheus endpoint (nodes); -1 = none, 0 = any free port."""
+    tls_cert: str = ""
+    """PEM certificate (chain) of this process's listener; with ``tls_key`` it serves TLS."""
+    tls_key: str = ""
+    tls_ca: str = ""
+    """PEM bundle that ``tls://``/``rediss://`` servers' certificates are checked against
+    (default: the system store)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:
@@ -140,6 +173,25 @@ class CommonSettings:
             raise SettingsError(detail=f"CIM_LOG_LEVEL={self.log_level!r}: debug, info, warning or error")
         if self.registry_refresh_s < 1:
             raise SettingsError(detail="CIM_REGISTRY_REFRESH_S must be at least 1")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise SettingsError(detail="CIM_TLS_CERT and CIM_TLS_KEY go together: give both or neither")
+        for name in ("nats_creds", "tls_cert", "tls_key", "tls_ca"):
+            path = getattr(self, name)
+            if path and not os.path.isfile(path):
+                raise SettingsError(detail=f"CIM_{name.upper()}={path!r}: no such file")
+
+    @property
+    def tls(self) -> bool:
+        """Whether this process's listener serves TLS."""
+        return bool(self.tls_cert)
+
+    def server_tls(self) -> ssl.SSLContext | None:
+        """The listener's TLS context (``tls_cert``/``tls_key``), or None without TLS."""
+        if not self.tls:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.tls_cert, self.tls_key)
+        return context
 
 
 def _parse(var: str, text: str, annotation: str) -> Any:
@@ -189,6 +241,10 @@ class NodeSettings(CommonSettings):
     advertise_host: str = ""
     """Host clients are told to connect to; default ``node_host``."""
     login_timeout_s: float = 10.0
+    max_pending: int = 1000
+    """Connections that have not logged in yet, in total; past it a new one is closed at once."""
+    max_pending_per_address: int = 64
+    """The same, from one client address."""
     write_buffer: int = 1 << 20
     """A connection whose unsent bytes pass this is a slow reader and is closed."""
     gap_wait_ms: int = 200
@@ -220,6 +276,8 @@ class NodeSettings(CommonSettings):
         if self.web_origins:
             return frozenset(o if o == "*" else _origin_of(o) for o in self.web_origins)
         return frozenset([_origin_of(self.route_url)]) if self.route_url else frozenset()
+        if self.max_pending <= 0 or self.max_pending_per_address <= 0:
+            raise SettingsError(detail="CIM_MAX_PENDING and CIM_MAX_PENDING_PER_ADDRESS must be positive")
 
     @property
     def public_host(self) -> str:

@@ -12,6 +12,7 @@ helpers).
 from __future__ import annotations
 
 import asyncio
+import ssl
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -82,9 +83,10 @@ class Proc:
 
 class Cluster:
     """NATS + Redis + routes + nodes of a ``LocalCluster`` (the code of ``cim up``) in ``tmp``;
-    ``async with`` guarantees they all stop. ``env``: ``CIM_*`` settings of every process."""
+    ``async with`` guarantees they all stop. ``env``: ``CIM_*`` settings of every process;
+    ``tls``: as ``cim up --tls`` (``http`` then trusts the cluster's CA, ``local.ca``)."""
 
-    def __init__(self, tmp: Path, secret: str, **env: Any) -> None:
+    def __init__(self, tmp: Path, secret: str, tls: bool = False, **env: Any) -> None:
         self.local = LocalCluster(
             tmp,
             nodes=0,
@@ -93,6 +95,7 @@ class Cluster:
             extra_env={"registry_refresh_s": "1", "log_level": "info", **{k: str(v) for k, v in env.items()}},
             secret=secret,
             api_key=API_KEY,
+            tls=tls,
         )
         self.routes: list[Proc] = []
         self.nodes: dict[str, Proc] = {}
@@ -109,14 +112,20 @@ class Cluster:
     async def __aenter__(self) -> Self:
         try:
             await self.local.start_servers()
+            if self.local.tls:
+                await self.http.aclose()
+                verify = ssl.create_default_context(cafile=self.local.ca)
+                self.http = httpx.AsyncClient(timeout=10.0, verify=verify)
         except BaseException:
             await self.local.stop()
             raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.local.stop(timeout=10)
+        # Its idle keep-alive connections first: over TLS the route's stop waits (up to its
+        # graceful timeout) for a client to answer the TLS close, and an idle pool does not.
         await self.http.aclose()
+        await self.local.stop(timeout=10)
         if exc_info[0] is not None:
             for p in [*self.routes, *self.nodes.values()]:
                 sys.stderr.write(f"----- {p.name} log -----\n{p.output()[-4000:]}\n")
@@ -147,10 +156,10 @@ class Cluster:
 
     @property
     def route_url(self) -> str:
-        return f"http://127.0.0.1:{self.routes[0].port}"
+        return f"{self.local.scheme}://127.0.0.1:{self.routes[0].port}"
 
     def api(self, path: str, route: int = 0) -> str:
-        return f"http://127.0.0.1:{self.routes[route].port}/api/v1{path}"
+        return f"{self.local.scheme}://127.0.0.1:{self.routes[route].port}/api/v1{path}"
 
     @property
     def admin_headers(self) -> dict[str, str]:

@@ -19,6 +19,9 @@ def add_bench_arguments(bench: argparse.ArgumentParser) -> None:
     )
     common.add_argument("--grace", type=float, default=5.0, help="seconds to wait for stragglers (default 5)")
     common.add_argument("--json", metavar="FILE", help="write every figure to FILE as JSON")
+    common.add_argument(
+        "--tls", action="store_true", help="TLS on every link of the cluster it starts (as cim up --tls)"
+    )
     scenarios = bench.add_subparsers(dest="scenario", required=True, metavar="SCENARIO")
     p2p = scenarios.add_parser("p2p", parents=[common], help="sends to random connected receivers")
     sweep = scenarios.add_parser("sweep", parents=[common], help="p2p at concurrency 1..256 (+ chart)")

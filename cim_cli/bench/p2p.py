@@ -87,7 +87,7 @@ async def _send(
     plan: SendPlan, users: list[User], concurrency: int, deadline: float, prefix: str
 ) -> tuple[set[str], Counter[str]]:
     """``concurrency`` senders until ``deadline``: the keys answered 202, and the failures."""
-    conns = [HttpConnection(plan.host, plan.port) for _ in range(concurrency)]
+    conns = [HttpConnection(plan.host, plan.port, plan.tls) for _ in range(concurrency)]
     n = len(users)
     counter = itertools.count()
     accepted: set[str] = set()
@@ -121,7 +121,7 @@ async def warm_up(plan: SendPlan, users: list[User]) -> None:
     """Each user sends one message before anything is measured (a route caches each token it
     verified: the measured window should see the steady state, not 1,000 first sends)."""
     pending = list(range(len(users)))
-    conns = [HttpConnection(plan.host, plan.port) for _ in range(WARM_UP_CONNECTIONS)]
+    conns = [HttpConnection(plan.host, plan.port, plan.tls) for _ in range(WARM_UP_CONNECTIONS)]
 
     async def sender(conn: HttpConnection) -> None:
         while pending:

@@ -5,7 +5,9 @@ measures; this client writes pre-built request bytes and parses only the status
 line and ``Content-Length`` (an ``asyncio.Protocol``, no stream objects), so a
 request costs tens of microseconds. It speaks to servers that answer with a
 ``Content-Length`` (uvicorn does for every JSON answer); anything else is a
-``HttpError``. Not for general use: no TLS, no redirects, no chunked bodies.
+``HttpError``. Not for general use: no redirects, no chunked bodies. TLS (an
+``https://`` route) goes through asyncio's TLS transport with a context of
+``shared.links.client_tls``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
+from shared.links import client_tls
+
 __all__ = ["HttpConnection", "HttpError", "HttpPool", "parse_url"]
 
 _HEADER_END = b"\r\n\r\n"
@@ -27,12 +31,14 @@ class HttpError(Exception):
     """The connection broke or the answer is not one this client reads."""
 
 
-def parse_url(url: str) -> tuple[str, int]:
-    """``http://host:port`` -> (host, port); https is refused (the bench runs on loopback)."""
+def parse_url(url: str, ca: str = "") -> tuple[str, int, str | None]:
+    """``http://host:port`` -> (host, port, None); ``https://...`` -> (host, port, ``ca``): the
+    third item is what ``HttpConnection`` takes as ``tls``."""
     parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise ValueError(f"{url!r}: cim bench speaks plain http://HOST:PORT only")
-    return parts.hostname, parts.port or 80
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r}: cim bench speaks http://HOST:PORT or https://HOST:PORT")
+    tls = ca if parts.scheme == "https" else None
+    return parts.hostname, parts.port or (443 if tls is not None else 80), tls
 
 
 class _Protocol(asyncio.Protocol):
@@ -103,11 +109,13 @@ class _Protocol(asyncio.Protocol):
 
 
 class HttpConnection:
-    """One keep-alive connection to ``host:port``; reconnects on the next request after a close."""
+    """One keep-alive connection to ``host:port``; reconnects on the next request after a close.
+    ``tls``: None for plain TCP, else TLS checked against that CA file ("": the system store)."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, tls: str | None = None) -> None:
         self.host = host
         self.port = port
+        self.tls = tls
         self._proto: _Protocol | None = None
         self._host_header = f"Host: {host}:{port}\r\n".encode()
 
@@ -115,7 +123,8 @@ class HttpConnection:
         if self._proto is None or self._proto.transport is None:
             loop = asyncio.get_running_loop()
             try:
-                _, self._proto = await loop.create_connection(_Protocol, self.host, self.port)
+                ssl = None if self.tls is None else client_tls(self.tls)
+                _, self._proto = await loop.create_connection(_Protocol, self.host, self.port, ssl=ssl)
             except OSError as exc:
                 raise HttpError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
         return self._proto
@@ -152,9 +161,9 @@ class HttpConnection:
 class HttpPool:
     """A bounded set of connections shared by many callers (setup and reconnect traffic)."""
 
-    def __init__(self, host: str, port: int, size: int) -> None:
+    def __init__(self, host: str, port: int, tls: str | None, size: int) -> None:
         self._free: asyncio.Queue[HttpConnection] = asyncio.Queue(maxsize=size)
-        self._all = [HttpConnection(host, port) for _ in range(size)]
+        self._all = [HttpConnection(host, port, tls) for _ in range(size)]
         for conn in self._all:
             self._free.put_nowait(conn)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from cim_cli.bench.receipts import Receipts
 from cim_cli.bench.target import User
+from shared.links import client_tls
 from shared.protocol import FrameDecoder, FrameType, encode
 
 __all__ = ["LOGIN_PARALLEL", "FrameReceiver", "ReceiverPool", "connect_all", "open_receiver"]
@@ -93,10 +94,12 @@ class FrameReceiver(asyncio.Protocol):
             self.transport.close()
 
 
-async def open_receiver(receiver: FrameReceiver, host: str, port: int) -> None:
-    """Connect ``receiver`` and wait for its welcome; raise ``ConnectionError`` if refused."""
+async def open_receiver(receiver: FrameReceiver, host: str, port: int, tls: str | None = None) -> None:
+    """Connect ``receiver`` (over TLS checked against ``tls``, a CA file, when not None) and wait
+    for its welcome; raise ``ConnectionError`` if refused."""
     loop = asyncio.get_running_loop()
-    await loop.create_connection(lambda: receiver, host, port)
+    ssl = None if tls is None else client_tls(tls)
+    await loop.create_connection(lambda: receiver, host, port, ssl=ssl)
     async with asyncio.timeout(LOGIN_TIMEOUT_S):
         frame = await receiver.welcome
     if frame["t"] != "welcome":
@@ -156,7 +159,7 @@ async def connect_all(
     async def one(user: User) -> FrameReceiver:
         async with gate:
             receiver = pool.new(user.token)
-            await open_receiver(receiver, *(at or (user.host, user.port)))
+            await open_receiver(receiver, *(at or (user.host, user.port)), user.tls)
             receiver.on_lost = on_lost
             return receiver
 

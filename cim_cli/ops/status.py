@@ -2,7 +2,8 @@
 
 They need the route's URL and an API key. Against the local ``cim up`` neither
 has to be given: the URL defaults to where ``cim up`` puts the route, and the
-key is read from the data folder where ``cim up`` keeps it.
+key is read from the data folder where ``cim up`` keeps it -- and so is the CA of
+a ``cim up --tls`` (``DATA/tls/ca.pem``), unless ``CIM_TLS_CA`` names one.
 """
 
 from __future__ import annotations
@@ -20,7 +21,16 @@ from cim_cli.ops.data_folder import API_KEY_FILE, default_data_dir, read_kept
 from cim_client import AdminClient, CimApiError
 from shared.settings import DEFAULT_ROUTE_URL, api_keys
 
-__all__ = ["NoApiKey", "api_key_from", "format_nodes", "push", "route_from", "run_admin", "status"]
+__all__ = [
+    "NoApiKey",
+    "api_key_from",
+    "format_nodes",
+    "push",
+    "route_from",
+    "run_admin",
+    "status",
+    "tls_ca_from",
+]
 
 
 class NoApiKey(Exception):
@@ -51,6 +61,15 @@ def api_key_from(flag: str | None, environ: Mapping[str, str], data_dir: Path | 
     )
 
 
+def tls_ca_from(environ: Mapping[str, str], data_dir: Path | None = None) -> str | None:
+    """``CIM_TLS_CA``, else the CA of ``cim up --tls`` in ``data_dir`` (default: its default
+    data folder) when there is one, else None (the system store)."""
+    if environ.get("CIM_TLS_CA"):
+        return environ["CIM_TLS_CA"]
+    ca = (data_dir or default_data_dir()) / "tls" / "ca.pem"
+    return str(ca) if ca.is_file() else None
+
+
 def _started(ms: Any) -> str:
     if not isinstance(ms, int | float) or ms <= 0:
         return "-"
@@ -77,9 +96,11 @@ def format_nodes(nodes: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-async def status(route_url: str, api_key: str, out: TextIO = sys.stdout, show_users: int = 50) -> int:
+async def status(
+    route_url: str, api_key: str, out: TextIO = sys.stdout, show_users: int = 50, tls_ca: str | None = None
+) -> int:
     """Print the nodes, the connection and online totals and the first online users; 0 on success."""
-    async with AdminClient(route_url, api_key) as admin:
+    async with AdminClient(route_url, api_key, tls_ca=tls_ca) as admin:
         nodes = await admin.nodes()
         users, online = await admin.online(limit=show_users)
     for line in format_nodes(nodes):
@@ -92,12 +113,14 @@ async def status(route_url: str, api_key: str, out: TextIO = sys.stdout, show_us
     return 0
 
 
-async def push(route_url: str, api_key: str, to: str, body: str, out: TextIO = sys.stdout) -> int:
+async def push(
+    route_url: str, api_key: str, to: str, body: str, out: TextIO = sys.stdout, tls_ca: str | None = None
+) -> int:
     """``to``: ``*`` (every online user) or comma-separated usernames."""
     target: list[str] | str = "*" if to.strip() == "*" else [u.strip() for u in to.split(",") if u.strip()]
     if not target:
         raise ValueError("--to needs at least one username, or '*'")
-    async with AdminClient(route_url, api_key) as admin:
+    async with AdminClient(route_url, api_key, tls_ca=tls_ca) as admin:
         answer = await admin.push(target, body)
     print(f"pushed {answer['id']} to {answer['recipients']} recipient(s)", file=out)
     return 0

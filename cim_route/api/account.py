@@ -34,6 +34,8 @@ class NodeAddress(BaseModel):
     port: int
     ws_url: str | None = None
     """``ws://host:port/ws`` for browsers, or null when the node has no WebSocket listener."""
+    tls: bool = False
+    """Whether the node's client listener speaks TLS (``CIM_TLS_CERT``): connect with TLS."""
 
 
 class LoginAnswer(BaseModel):
@@ -82,7 +84,7 @@ def _pick_node(ctx: Context, username: str) -> NodeAddress:
         ctx.metrics.logins.labels("no_nodes").inc()
         raise ApiError(503, "no_nodes", "no connection node is taking logins")
     node = ctx.balancer.pick(nodes, username)
-    return NodeAddress(id=node.id, host=node.host, port=node.port, ws_url=node.ws_url)
+    return NodeAddress(id=node.id, host=node.host, port=node.port, ws_url=node.ws_url, tls=node.tls)
 
 
 class ConnectAnswer(BaseModel):

@@ -61,9 +61,10 @@ def _alive(pid: int) -> bool:
 class Up:
     """One ``python -m cim_cli up`` process and what it printed."""
 
-    def __init__(self, data: Path, env: dict[str, str]) -> None:
+    def __init__(self, data: Path, env: dict[str, str], *flags: str) -> None:
         self.data = data
         self.env = env
+        self.flags = flags
         self.proc: asyncio.subprocess.Process | None = None
         self.lines: list[str] = []
         self.pids: set[int] = set()
@@ -81,6 +82,7 @@ class Up:
             "0",
             "--data",
             str(self.data),
+            *self.flags,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=self.env,
@@ -109,7 +111,7 @@ class Up:
 
     @property
     def route_url(self) -> str:
-        return re.fullmatch(r"route: (http://\S+:\d+)", self.lines[0]).group(1)
+        return re.fullmatch(r"route: (https?://\S+:\d+)", self.lines[0]).group(1)
 
     @property
     def api_key(self) -> str:
@@ -182,6 +184,7 @@ async def test_up_prints_serves_and_stops_everything(tmp_path: Path) -> None:
         children = _descendants(up.proc.pid)
         assert set(up.nodes.values()) <= children and len(children) >= 5  # route, 2 nodes, nats, redis
         assert (tmp_path / "data" / "secret").stat().st_mode & 0o777 == 0o600
+        assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
         assert (tmp_path / "data" / "api_key").read_text().strip() == up.api_key
         assert {p.name for p in (tmp_path / "data" / "logs").iterdir()} >= {
             "route.log",
@@ -240,6 +243,38 @@ async def test_up_prints_serves_and_stops_everything(tmp_path: Path) -> None:
         await eventually(_none_alive(children), timeout=10, what="no child left")
     finally:
         await again.kill()
+
+
+async def test_up_tls_serves_every_link_over_tls_and_prints_its_ca(tmp_path: Path) -> None:
+    up = Up(tmp_path / "data", _env(), "--tls")
+    try:
+        await up.start()
+        ca = tmp_path / "data" / "tls" / "ca.pem"
+        assert up.lines[2] == f"ca: {ca}" and len(up.lines) == 6
+        assert up.route_url.startswith("https://127.0.0.1:")
+        async with (
+            Client(up.route_url, "alice", PASSWORD, tls_ca=str(ca)) as alice,
+            Client(up.route_url, "bob", PASSWORD, tls_ca=str(ca)) as bob,
+        ):
+            for c in (alice, bob):
+                await c.register()
+                await c.connect()
+                assert c.node is not None and c.node.tls
+            sent = await alice.send("bob", "over cim up --tls")
+            assert (await bob.next_message(10)).id == sent.id
+        # `cim status` and `cim push` find the CA in the data folder, as they find the key.
+        where = ("--route", up.route_url, "--data", str(up.data))
+        code, out, err = await _cim("status", *where)
+        assert code == 0 and "2 node(s)" in out, err
+        code, out, err = await _cim("push", *where, "--to", "bob", "hi")
+        assert code == 0, err
+        # NATS speaks TLS too (its configuration names the certificate), on loopback only.
+        nats_conf = (tmp_path / "data" / "nats.conf").read_text()
+        assert '"cert_file"' in nats_conf and '"listen": "127.0.0.1:' in nats_conf
+        code, stderr = await up.interrupt()
+        assert code == 0, stderr
+    finally:
+        await up.kill()
 
 
 def _none_alive(pids: set[int]):

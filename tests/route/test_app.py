@@ -97,7 +97,7 @@ async def test_register_login_me_logout(route: RouteUnderTest) -> None:
     resp = await route.http.post("/login", json={"username": "ann.b-1_", "password": PASSWORD})
     body = resp.json()
     assert resp.status_code == 200 and body["username"] == "ann.b-1_"
-    assert body["node"] == {"id": route.node, "host": "127.0.0.1", "port": 9000, "ws_url": None}
+    assert body["node"] == {"id": route.node, "host": "127.0.0.1", "port": 9000, "ws_url": None, "tls": False}
     assert body["expires_at"] > 0
     headers = {"Authorization": f"Bearer {body['token']}"}
     assert (await route.http.get("/me", headers=headers)).json() == {
@@ -182,7 +182,9 @@ async def test_connect_gives_a_token_holder_a_node(route: RouteUnderTest) -> Non
     headers = await route.user("gus")
     resp = await route.http.post("/connect", headers=headers)
     assert resp.status_code == 200
-    assert resp.json() == {"node": {"id": route.node, "host": "127.0.0.1", "port": 9000, "ws_url": None}}
+    assert resp.json() == {
+        "node": {"id": route.node, "host": "127.0.0.1", "port": 9000, "ws_url": None, "tls": False}
+    }
     envelope(await route.http.post("/connect"), 401, "unauthorized")
     await route.registry.withdraw(route.node)
 

@@ -69,6 +69,7 @@ async def test_with_nats_kv_registry(make_route: MakeRoute, nc: Nats) -> None:
         "host": "10.0.0.1",
         "port": 9100,
         "ws_url": "ws://10.0.0.1:9101/ws",
+        "tls": False,
     }
     assert (await route.root.get("/readyz")).status_code == 200
     await registry.withdraw("kv-node")

@@ -110,9 +110,8 @@ async def test_watch_recovers_after_nats_restart(tmp_path: Path) -> None:
         events = registry.watch()
         assert (await _next(events)).node_id == "old"
 
-        port = service.port
         service.stop()
-        service = start_nats(tmp_path, port)
+        service.start()  # same port, store and users
 
         async def announce_new() -> None:
             while True:

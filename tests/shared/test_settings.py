@@ -5,14 +5,16 @@ from __future__ import annotations
 import pytest
 
 from shared.errors import SettingsError
-from shared.settings import NodeSettings, RateLimit, RouteSettings
+from shared.settings import NodeSettings, RateLimit, RouteSettings, credentials_problem
 
 SECRET = "s" * 32
+LINKS = {"CIM_NATS_URL": "nats://node:pw@127.0.0.1:4222", "CIM_REDIS_URL": "redis://cim:pw@127.0.0.1:6379/0"}
+BASE = {"CIM_SECRET": SECRET, **LINKS}
 
 
 def test_from_env_reads_cim_variables() -> None:
     env = {
-        "CIM_SECRET": SECRET,
+        **BASE,
         "CIM_NODE_ID": "edge-1",
         "CIM_NODE_PORT": "9100",
         "CIM_LOGIN_TIMEOUT_S": "2.5",
@@ -25,14 +27,14 @@ def test_from_env_reads_cim_variables() -> None:
 
 
 def test_overrides_win_and_none_is_ignored() -> None:
-    env = {"CIM_SECRET": SECRET, "CIM_NODE_PORT": "9100"}
+    env = {**BASE, "CIM_NODE_PORT": "9100"}
     s = NodeSettings.from_env(env, node_port=9200, node_host=None)
     assert s.node_port == 9200 and s.node_host == "127.0.0.1"
 
 
 def test_route_list_and_rate_limit() -> None:
     env = {
-        "CIM_SECRET": SECRET,
+        **BASE,
         "CIM_API_KEYS": "a, b,,c",
         "CIM_RATE_LIMIT": "10/30",
         "CIM_BALANCER": "random",
@@ -44,7 +46,7 @@ def test_route_list_and_rate_limit() -> None:
 
 
 def test_default_node_id_is_valid() -> None:
-    assert NodeSettings.from_env({"CIM_SECRET": SECRET}).node_id
+    assert NodeSettings.from_env(BASE).node_id
 
 
 @pytest.mark.parametrize(
@@ -66,7 +68,7 @@ def test_default_node_id_is_valid() -> None:
 )
 def test_node_validation_names_the_variable(env: dict[str, str], needle: str) -> None:
     with pytest.raises(SettingsError) as exc:
-        NodeSettings.from_env({"CIM_SECRET": SECRET, **env})
+        NodeSettings.from_env({**BASE, **env})
     assert needle in str(exc.value)
 
 
@@ -76,7 +78,7 @@ def test_node_validation_names_the_variable(env: dict[str, str], needle: str) ->
 )
 def test_route_validation(env: dict[str, str], needle: str) -> None:
     with pytest.raises(SettingsError) as exc:
-        RouteSettings.from_env({"CIM_SECRET": SECRET, **env})
+        RouteSettings.from_env({**BASE, **env})
     assert needle in str(exc.value)
 
 
@@ -89,7 +91,7 @@ def test_route_validation(env: dict[str, str], needle: str) -> None:
     ],
 )
 def test_public_host(host: str, advertise: str, public: str) -> None:
-    s = NodeSettings.from_env({}, secret=SECRET, node_host=host, advertise_host=advertise)
+    s = NodeSettings.from_env(LINKS, secret=SECRET, node_host=host, advertise_host=advertise)
     assert s.public_host == public
 
 
@@ -110,3 +112,35 @@ def test_web_origins_default_to_the_route_origin(env: dict[str, str], origins: s
     s = NodeSettings.from_env({"CIM_SECRET": SECRET, **env})
     assert s.allowed_origins == origins
     assert s.node_ws_port == 0
+
+
+@pytest.mark.parametrize(
+    ("nats_url", "creds", "redis_url", "needle"),
+    [
+        ("nats://127.0.0.1:4222", "", "redis://cim:pw@127.0.0.1:6379/0", "CIM_NATS_URL"),
+        ("nats://a:pw@127.0.0.1:4222", "", "redis://127.0.0.1:6379/0", "CIM_REDIS_URL"),
+        ("tls://a:pw@127.0.0.1:4222", "", "rediss://cim@127.0.0.1:6379/0", "CIM_REDIS_URL"),
+        ("nats://127.0.0.1:4222", "x.creds", "redis://cim:pw@127.0.0.1:6379/0", None),
+        ("tls://a:pw@127.0.0.1:4222", "", "rediss://cim:pw@127.0.0.1:6379/0", None),
+    ],
+)
+def test_a_server_process_needs_credentials(
+    nats_url: str, creds: str, redis_url: str, needle: str | None
+) -> None:
+    problem = credentials_problem(nats_url, creds, redis_url)
+    assert (problem is None) if needle is None else (needle in problem and ":pw@" not in problem)
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"CIM_TLS_CERT": "/nonexistent.pem"}, "CIM_TLS_KEY"),
+        ({"CIM_TLS_CERT": "/nonexistent.pem", "CIM_TLS_KEY": "/nonexistent.pem"}, "no such file"),
+        ({"CIM_TLS_CA": "/nonexistent.pem"}, "CIM_TLS_CA"),
+        ({"CIM_MAX_PENDING": "0"}, "CIM_MAX_PENDING"),
+    ],
+)
+def test_tls_and_pending_settings_are_checked(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(SettingsError) as exc:
+        NodeSettings.from_env({**BASE, **env})
+    assert needle in str(exc.value)

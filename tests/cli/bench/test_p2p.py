@@ -58,3 +58,13 @@ async def test_sweep_draws_a_chart(tmp_path: Path) -> None:
         cluster_cpu_present(run["cpu_us"], nodes=2)
     assert png.read_bytes().startswith(b"\x89PNG")
     assert sum(line.startswith("sweep: ") for line in lines) == 2
+
+
+async def test_p2p_over_tls(tmp_path: Path) -> None:
+    """``--tls``: the cluster it starts is ``cim up --tls``'s; sends and receipts cross TLS."""
+    lines, reports = await run_bench(
+        tmp_path, "p2p", "--tls", "--receivers", "4", "--concurrency", "2", "--duration", "1"
+    )
+    assert lines[0].startswith("p2p: receivers 4, concurrency 2")
+    (report,) = reports
+    _sane(report["runs"][0])

@@ -69,7 +69,7 @@ async def test_an_answer_without_content_length_is_an_error() -> None:
 
 async def test_a_closed_connection_is_an_error_and_nothing_listening_too() -> None:
     async with _server([]) as (port, _):
-        pool = HttpPool("127.0.0.1", port, 1)
+        pool = HttpPool("127.0.0.1", port, None, 1)
         with pytest.raises(HttpError, match="closed"):
             await pool.call("GET", "/")
         pool.close()
@@ -77,7 +77,8 @@ async def test_a_closed_connection_is_an_error_and_nothing_listening_too() -> No
         await HttpConnection("127.0.0.1", port).call("GET", "/")
 
 
-def test_only_plain_http_urls() -> None:
-    assert parse_url("http://127.0.0.1:8080") == ("127.0.0.1", 8080)
-    with pytest.raises(ValueError, match="plain http"):
-        parse_url("https://example.org")
+def test_http_and_https_urls_only() -> None:
+    assert parse_url("http://127.0.0.1:8080") == ("127.0.0.1", 8080, None)
+    assert parse_url("https://example.org", "ca.pem") == ("example.org", 443, "ca.pem")
+    with pytest.raises(ValueError, match="https://HOST:PORT"):
+        parse_url("ftp://example.org")

@@ -1,0 +1,148 @@
+"""How a cim process reaches NATS and Redis: credentials, TLS, and a check at start.
+
+Credentials travel in the URLs (``nats://user:pass@host:port``,
+``redis://user:pass@host:port/0``; ``tls://`` and ``rediss://`` for TLS) or,
+for NATS, in a credentials file (``CIM_NATS_CREDS``). ``preflight`` runs once
+before a route or node serves: given no credentials
+(``shared.settings.credentials_problem``), or refused by a server, the process
+exits 2 with a message saying which, instead of retrying forever.
+Certificates of ``tls://``/``rediss://`` servers are checked against
+``CIM_TLS_CA`` when set, else the system store.
+
+Each NATS user gets replies in an inbox of its own (``inbox_prefix``), so the
+server's permissions can keep one user from reading another's replies.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from nats.aio.client import Client as Nats
+from nats.errors import Error as NatsError
+from redis.asyncio import Redis
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
+
+from shared.settings import CommonSettings, credentials_problem, redacted
+
+__all__ = [
+    "Refused",
+    "client_tls",
+    "connect_once",
+    "inbox_prefix",
+    "nats_options",
+    "preflight",
+    "redis_options",
+]
+
+log = logging.getLogger(__name__)
+
+PREFLIGHT_TIMEOUT_S = 3.0
+
+
+class Refused(Exception):
+    """This process has no credentials for NATS or Redis, or a server refused them."""
+
+
+def inbox_prefix(user: str) -> str:
+    """The reply inbox of NATS user ``user``: ``_INBOX.<user>`` (its permissions allow ``.>`` under it)."""
+    return f"_INBOX.{user}"
+
+
+@functools.cache
+def client_tls(ca: str = "") -> ssl.SSLContext:
+    """A client context that checks server certificates against ``ca`` (PEM), else the system
+    store; one per bundle, shared (loading a store costs milliseconds)."""
+    return ssl.create_default_context(cafile=ca or None)
+
+
+def nats_options(url: str, creds: str = "", ca: str = "") -> dict[str, Any]:
+    """Keyword arguments for ``nats.connect(url, ...)``: credentials file, TLS, own inbox."""
+    options: dict[str, Any] = {}
+    user = urlsplit(url).username
+    if user:
+        options["inbox_prefix"] = inbox_prefix(unquote(user)).encode()
+    if creds:
+        options["user_credentials"] = creds
+    if urlsplit(url).scheme == "tls" or ca:
+        options["tls"] = client_tls(ca)
+    return options
+
+
+def redis_options(url: str, ca: str = "") -> dict[str, Any]:
+    """Keyword arguments for ``Redis.from_url(url, ...)``: the CA of a ``rediss://`` server."""
+    return {"ssl_ca_certs": ca} if ca and urlsplit(url).scheme == "rediss" else {}
+
+
+async def preflight(settings: CommonSettings) -> None:
+    """Connect to NATS and Redis once; raise ``Refused`` when one refuses the credentials of
+    ``settings`` (or their TLS fails). A server that cannot be reached is only logged: the
+    process's own connection logic waits and retries for it, as before."""
+    problem = credentials_problem(settings.nats_url, settings.nats_creds, settings.redis_url)
+    if problem:
+        raise Refused(problem)
+    await _check_nats(settings.nats_url, settings.nats_creds, settings.tls_ca)
+    await _check_redis(settings.redis_url, settings.tls_ca)
+
+
+async def connect_once(
+    url: str, creds: str = "", ca: str = "", error_cb: Callable[[Exception], Awaitable[None]] | None = None
+) -> Nats:
+    """One connection attempt, no reconnects; a failed attempt is closed before it raises
+    (nats-py leaves its socket open otherwise). ``error_cb`` hears the server's errors."""
+
+    async def quiet(exc: Exception) -> None:
+        """nats-py would log each error with a traceback; the caller decides what they mean."""
+
+    nc = Nats()
+    try:
+        await nc.connect(
+            url,
+            allow_reconnect=False,
+            connect_timeout=PREFLIGHT_TIMEOUT_S,
+            max_reconnect_attempts=0,
+            error_cb=error_cb or quiet,
+            **nats_options(url, creds, ca),
+        )
+    except BaseException:
+        await nc.close()
+        raise
+    return nc
+
+
+async def _check_nats(url: str, creds: str, ca: str) -> None:
+    refused: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        text = str(exc).lower()
+        if "authorization" in text or "authentication" in text or "permissions" in text:
+            refused.append(str(exc))
+
+    try:
+        nc = await connect_once(url, creds, ca, on_error)
+    except (TimeoutError, NatsError, OSError, ssl.SSLError) as exc:
+        if refused or "authorization" in str(exc).lower():
+            raise Refused(f"NATS at {redacted(url)} refused the credentials: {refused or exc}") from exc
+        if isinstance(exc, ssl.SSLError):
+            raise Refused(f"NATS at {redacted(url)}: TLS failed: {exc}") from exc
+        log.warning("NATS at %s not reachable yet: %r", redacted(url), exc)
+        return
+    await nc.close()
+    if refused:
+        raise Refused(f"NATS at {redacted(url)} refused the credentials: {refused[0]}")
+
+
+async def _check_redis(url: str, ca: str) -> None:
+    redis = Redis.from_url(url, socket_connect_timeout=PREFLIGHT_TIMEOUT_S, **redis_options(url, ca))
+    try:
+        await redis.ping()
+    except (AuthenticationError, ResponseError) as exc:
+        raise Refused(f"Redis at {redacted(url)} refused the credentials: {exc}") from exc
+    except (RedisError, OSError) as exc:
+        log.warning("Redis at %s not reachable yet: %r", redacted(url), exc)
+    finally:
+        await redis.aclose()
