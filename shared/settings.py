@@ -269,6 +269,8 @@ class NodeSettings(CommonSettings):
                 raise SettingsError(detail=f"CIM_WEB_ORIGINS: {origin!r} is not an http(s) origin")
         if self.route_url and not _origin_of(self.route_url):
             raise SettingsError(detail=f"CIM_ROUTE_URL={self.route_url!r} is not an http(s) URL")
+        if self.max_pending <= 0 or self.max_pending_per_address <= 0:
+            raise SettingsError(detail="CIM_MAX_PENDING and CIM_MAX_PENDING_PER_ADDRESS must be positive")
 
     @property
     def allowed_origins(self) -> frozenset[str]:
@@ -276,8 +278,6 @@ class NodeSettings(CommonSettings):
         if self.web_origins:
             return frozenset(o if o == "*" else _origin_of(o) for o in self.web_origins)
         return frozenset([_origin_of(self.route_url)]) if self.route_url else frozenset()
-        if self.max_pending <= 0 or self.max_pending_per_address <= 0:
-            raise SettingsError(detail="CIM_MAX_PENDING and CIM_MAX_PENDING_PER_ADDRESS must be positive")
 
     @property
     def public_host(self) -> str:
