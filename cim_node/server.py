@@ -124,9 +124,7 @@ class NodeServer:
         """Tell the node of ``user``'s replaced session to kick that connection (newest login wins)."""
         assert self.nc is not None
         try:
-            await self.nc.publish(
-                bus.node_subject(old.node), bus.kick(user, KickReason.DUPLICATE_LOGIN.value, conn=old.conn)
-            )
+            await bus.publish_kick(self.nc, old.node, user, KickReason.DUPLICATE_LOGIN.value, old.conn)
         except Exception as exc:  # nats-py raises several unrelated types
             self.metrics.nats_errors.inc()
             log.warning("remote kick user=%s node=%s conn=%s failed: %s", user, old.node, old.conn, exc)

@@ -39,6 +39,7 @@ __all__ = [
     "kick",
     "msgs",
     "node_subject",
+    "publish_kick",
     "unpack",
 ]
 
@@ -71,6 +72,11 @@ def msgs(items: list[dict[str, Any]]) -> bytes:
             "d": [[m["to"], m.get("seq", 0), m.get("ts", 0), m.get("kind", ""), encode(m)] for m in items],
         }
     )
+
+
+async def publish_kick(nats: Any, node: str, user: str, reason: str, conn: str | None = None) -> None:
+    """Tell ``node`` to kick ``user`` (only connection ``conn``, when given)."""
+    await nats.publish(node_subject(node), kick(user, reason, conn))
 
 
 def kick(user: str, reason: str, conn: str | None = None) -> bytes:
