@@ -125,8 +125,8 @@ class NodeServer:
         """Tell the node of ``user``'s replaced session to kick that connection (newest login wins)."""
         assert self.nc is not None
         try:
-            await self.nc.publish(
-                bus.kick_subject(old.node), bus.kick(user, KickReason.DUPLICATE_LOGIN.value, conn=old.conn)
+            await bus.publish_kick(
+                self.nc, bus.kick_subject(old.node), user, KickReason.DUPLICATE_LOGIN.value, old.conn
             )
         except Exception as exc:  # nats-py raises several unrelated types
             self.metrics.nats_errors.inc()

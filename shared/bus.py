@@ -44,6 +44,7 @@ __all__ = [
     "kick_subject",
     "msgs",
     "node_subject",
+    "publish_kick",
     "unpack",
 ]
 
@@ -80,6 +81,12 @@ def msgs(items: list[dict[str, Any]]) -> bytes:
             "d": [[m["to"], m.get("seq", 0), m.get("ts", 0), m.get("kind", ""), encode(m)] for m in items],
         }
     )
+
+
+async def publish_kick(nats: Any, subject: str, user: str, reason: str, conn: str | None = None) -> None:
+    """Ask the node behind ``subject`` (``node_subject`` from the route, ``kick_subject`` from
+    another node) to kick ``user`` (only connection ``conn``, when given)."""
+    await nats.publish(subject, kick(user, reason, conn))
 
 
 def kick(user: str, reason: str, conn: str | None = None) -> bytes:

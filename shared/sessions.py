@@ -22,9 +22,11 @@ __all__ = [
     "claim",
     "claimed",
     "queue_claim",
+    "queue_lookup",
     "queue_release",
     "release",
     "restore_missing",
+    "session_of",
     "sweep_node",
 ]
 
@@ -37,6 +39,17 @@ class Session:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def queue_lookup(pipe: Pipeline, keys: Keys, user: str) -> None:
+    """Queue the read of ``user``'s session on ``pipe``; ``session_of`` reads its reply."""
+    pipe.hmget(keys.session(user), "node", "conn")
+
+
+def session_of(reply: list[bytes | str | None]) -> Session | None:
+    """The session from the reply of ``queue_lookup``, or None when the user has none."""
+    node, conn = reply
+    return None if node is None else Session(_text(node), _text(conn) if conn else "")
 
 
 def _session_keys(keys: Keys, user: str, node: str) -> list[str]:

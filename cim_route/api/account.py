@@ -13,7 +13,7 @@ from cim_route.auth import Caller
 from cim_route.context import Context, Ctx
 from cim_route.guard import RateLimited
 from cim_route.passwords import verify_password
-from shared import bus, tokens
+from shared import bus, sessions, tokens
 from shared.errors import ApiError
 from shared.message import now_ms
 from shared.protocol import KickReason
@@ -113,11 +113,17 @@ async def logout(ctx: Ctx, caller: Caller) -> Response:
     ttl_ms = max(1, caller.expires_at - now_ms())
     async with ctx.redis.pipeline(transaction=False) as pipe:
         pipe.set(ctx.keys.revoked(caller.jti), b"1", px=ttl_ms)
-        pipe.hmget(ctx.keys.session(caller.username), "node", "conn")
-        _, (node, conn) = await pipe.execute()
-    if node is not None:
-        payload = bus.kick(caller.username, KickReason.LOGOUT.value, conn.decode() if conn else None)
-        await ctx.nats.publish(bus.node_subject(node.decode()), payload)
+        sessions.queue_lookup(pipe, ctx.keys, caller.username)
+        _, reply = await pipe.execute()
+    session = sessions.session_of(reply)
+    if session is not None:
+        await bus.publish_kick(
+            ctx.nats,
+            bus.node_subject(session.node),
+            caller.username,
+            KickReason.LOGOUT.value,
+            session.conn or None,
+        )
     log.info("logout %s (token %s revoked)", caller.username, caller.jti)
     return Response(status_code=204)
 

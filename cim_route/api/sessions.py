@@ -24,15 +24,15 @@ async def kick(ctx: Ctx, username: Annotated[str, Path(pattern=NAME_RE.pattern)]
     when it has none); 404 ``unknown_user``."""
     async with ctx.redis.pipeline(transaction=False) as pipe:
         pipe.exists(ctx.keys.user(username))
-        pipe.hmget(ctx.keys.session(username), "node", "conn")
-        exists, (node, conn) = await pipe.execute()
+        sessions.queue_lookup(pipe, ctx.keys, username)
+        exists, reply = await pipe.execute()
     if not exists:
         raise ApiError(404, "unknown_user", f"no such user: {username}")
-    if node is not None:
-        node_id, conn_id = node.decode(), conn.decode() if conn else None
-        await ctx.nats.publish(
-            bus.node_subject(node_id), bus.kick(username, KickReason.REVOKED.value, conn_id)
+    session = sessions.session_of(reply)
+    if session is not None:
+        await bus.publish_kick(
+            ctx.nats, bus.node_subject(session.node), username, KickReason.REVOKED.value, session.conn or None
         )
-        await sessions.release(ctx.redis, ctx.scripts, ctx.keys, username, node_id, conn_id or "*")
-        log.info("session of %s on node %s kicked by an operator", username, node_id)
+        await sessions.release(ctx.redis, ctx.scripts, ctx.keys, username, session.node, session.conn or "*")
+        log.info("session of %s on node %s kicked by an operator", username, session.node)
     return Response(status_code=204)
