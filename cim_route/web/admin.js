@@ -2,7 +2,7 @@
 // users, charts the messages per second this route accepted (sampled from its own /metrics
 // counters), and drains a node or kicks a user after asking.
 
-import { call, clock, el } from "/web/api.js";
+import { call, clock, el, toast } from "/web/api.js";
 
 const STORE = "cim.apiKey";
 const REFRESH_MS = 2000;
@@ -227,16 +227,6 @@ function drawChart() {
 const formatRate = (value) => (value >= 10 || value === 0 ? value.toFixed(0) : value.toFixed(1));
 
 // ----- small things ------------------------------------------------------------------
-
-let toastTimer = null;
-
-function toast(text) {
-  const box = $("toast");
-  box.textContent = text;
-  box.hidden = false;
-  clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => (box.hidden = true), 4000);
-}
 
 function boot() {
   $("key-form").addEventListener("submit", async (e) => {

@@ -81,3 +81,14 @@ export function clock(ts) {
   if (age < 6 * 86400000) return date.toLocaleDateString([], { weekday: "short" }) + " " + time;
   return date.toLocaleDateString([], { day: "numeric", month: "short" }) + " " + time;
 }
+
+let toastTimer = null;
+
+/** Show ``text`` in the page's ``#toast`` box for 4 s (both pages have one). */
+export function toast(text) {
+  const box = document.getElementById("toast");
+  box.textContent = text;
+  box.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => (box.hidden = true), 4000);
+}

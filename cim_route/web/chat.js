@@ -4,7 +4,7 @@
 // shown is acked (cumulative) shortly after it is on screen, and given as `last_seq` on the
 // next login, so a reconnect replays only what this page has not shown yet.
 
-import { call, clock, el, randomId } from "/web/api.js";
+import { call, clock, el, randomId, toast } from "/web/api.js";
 
 const STORE = "cim.session";
 const PRESENCE_MS = 5000;
@@ -591,16 +591,6 @@ async function createGroup() {
 }
 
 // ----- small things -----------------------------------------------------------------
-
-let toastTimer = null;
-
-function toast(text) {
-  const box = $("toast");
-  box.textContent = text;
-  box.hidden = false;
-  clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => (box.hidden = true), 4000);
-}
 
 function growComposer() {
   const box = $("message");
