@@ -28,11 +28,13 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cim_route.address import networks
 from cim_route.api import API_ROUTERS, ROOT_ROUTERS
 from cim_route.api.schemas import ERROR_RESPONSES
 from cim_route.balancer import make_balancer
 from cim_route.batcher import Batcher
 from cim_route.context import Context
+from cim_route.gate import AuthGate
 from cim_route.guard import Guard
 from cim_route.history import History
 from cim_route.lean import LeanSend
@@ -191,6 +193,8 @@ def _build_context(
         scheduler=Scheduler(
             redis, scripts, keys, sender, metrics, settings.scheduler_poll_ms / 1000, settings.idempotency_s
         ),
+        gate=AuthGate(scripts, keys, settings, metrics),
+        proxies=networks(settings.trusted_proxies),
     )
 
 

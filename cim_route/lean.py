@@ -113,7 +113,7 @@ def _plain_send(ctx: Context, scope: Scope, raw: bytes) -> tuple[SendingCaller, 
         token = verified(ctx, bearer[7:].decode("latin-1"))
     except ApiError:
         return None
-    return SendingCaller.of(ctx, token), to, body, client_msg_id
+    return SendingCaller(token), to, body, client_msg_id
 
 
 async def _read(receive: Receive, limit: int) -> tuple[list[bytes], bool]:

@@ -144,7 +144,7 @@ class Scheduler:
                 body=job["body"],
                 msg_id=job["id"],
                 idem_scope=scope,
-                revoked_key=None,
+                token=None,
             )
         else:
             group = job["group"]

@@ -7,6 +7,7 @@ at the first message.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
@@ -207,8 +208,18 @@ class RouteSettings(CommonSettings):
     group_max: int = 1000
     idempotency_s: int = 600
     history_limit: int = 200
+    history_scan: int = 10_000
+    """Most history entries one ``GET /history`` looks at (a ``q`` search says ``more``)."""
+    history_max: int = 100_000
+    """Most entries a conversation's history keeps (older ones are trimmed)."""
+    auth_rate: RateLimit = field(default_factory=lambda: RateLimit(20, 40))
+    """Registrations and logins per minute from one client address, and their burst."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks of proxies whose ``X-Forwarded-For`` names the client."""
     login_max_failures: int = 10
-    """Wrong passwords in a row that lock a username's logins for ``login_lockout_s``."""
+    """Wrong passwords for one username from one address that make that address wait
+    ``login_lockout_s`` (429) before its next try for that username; other addresses are not
+    affected."""
     login_lockout_s: int = 900
     scrypt_n: int = 16384
     """scrypt cost of new password hashes (a power of two); stored with each hash."""
@@ -229,3 +240,11 @@ class RouteSettings(CommonSettings):
             raise SettingsError(detail="CIM_GROUP_MAX must be positive")
         if self.route_workers < 1:
             raise SettingsError(detail="CIM_ROUTE_WORKERS must be at least 1")
+        for name in ("history_scan", "history_max", "login_max_failures", "login_lockout_s"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(detail=f"CIM_{name.upper()} must be positive")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError as exc:
+                raise SettingsError(detail=f"CIM_TRUSTED_PROXIES: {exc}") from exc

@@ -74,7 +74,8 @@ class CimTarget:
         self.nodes = nodes
         self.route_url = route_url
         self.api_key = api_key
-        self.env = {"rate_limit": "0", "log_level": "warning", "scrypt_n": "2", **(env or {})}
+        limits_off = {"rate_limit": "0", "auth_rate": "0"}
+        self.env = {**limits_off, "log_level": "warning", "scrypt_n": "2", **(env or {})}
         self.cluster: LocalCluster | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.pool: HttpPool | None = None

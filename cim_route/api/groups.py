@@ -73,10 +73,12 @@ async def load_members(
 ) -> set[bytes]:
     """The members of group ``name`` if ``caller`` is one; 404 ``unknown_group``, 403
     ``not_member``. ``sending``: the caller's token when it sends, whose checks (401, 429
-    ``rate_limited``) share the round trip."""
+    ``rate_limited``: one token per recipient) share the round trip."""
     reads = [("EXISTS", ctx.keys.group(name)), ("SMEMBERS", ctx.keys.members(name))]
     if sending is not None:
-        exists, members = await ctx.guard.admit(ctx.redis, sending.revoked_key, caller, then=reads)
+        exists, members = await ctx.guard.admit(
+            ctx.redis, caller, sending.token, audience=ctx.keys.members(name), then=reads
+        )
     else:
         async with ctx.redis.pipeline(transaction=False) as pipe:
             for command in reads:
