@@ -45,7 +45,9 @@ async def test_kick_without_revoke_keeps_tokens(route: RouteUnderTest) -> None:
 async def test_password_change_revokes_the_other_tokens(route: RouteUnderTest) -> None:
     mine = await route.user("dan")
     other = await login(route, "dan")
-    wrong = await route.http.post("/me/password", json={"old": "not-it-at-all", "new": "n" * 12}, headers=mine)
+    wrong = await route.http.post(
+        "/me/password", json={"old": "not-it-at-all", "new": "n" * 12}, headers=mine
+    )
     envelope(wrong, 401, "bad_credentials")
     short = await route.http.post("/me/password", json={"old": PASSWORD, "new": "short"}, headers=mine)
     envelope(short, 422, "invalid_request")
