@@ -168,7 +168,9 @@ def _build_context(
 ) -> Context:
     keys = Keys(settings.redis_prefix)
     scripts = Scripts.register(redis)
-    history = History(redis, settings.retention_s, metrics)
+    history = History(
+        redis, settings.retention_s, metrics, scan=settings.history_scan, keep=settings.history_max
+    )
     guard = Guard(scripts, keys, settings.rate_limit, metrics)
     batcher = Batcher(redis, scripts)
     sender = Sender(redis, scripts, keys, nats, settings, history, metrics, guard, batcher)

@@ -55,7 +55,7 @@ class Guard:
         burst, cost (one token per recipient), the recipient ('' = none to check)."""
         issued, jti = (token.issued_at, token.jti) if token is not None else ("", "")
         rate = self._limit.rate if self._limit.enabled else 0
-        return [issued, jti, rate, self._limit.burst, max(1, cost), to]
+        return [issued, jti, rate, self._limit.burst, cost, to]
 
     def check(self, reply: list[Any], to: str) -> None:
         """Raise the refusal in a reply of ``_guard.lua`` (its first element), if there is one:
@@ -85,9 +85,9 @@ class Guard:
     ) -> list[Any]:
         """Check the caller (``token`` None: a server-side push, only ``sender``'s bucket) and
         ``to``, when given, then run the commands ``then`` in the same round trip; return their
-        replies. The send pays ``cost`` rate-limit tokens, or one per member of ``audience`` (a
-        set or zset key) but the sender. ``then`` runs even when the check refuses: only read
-        commands belong there."""
+        replies. The send pays ``cost`` rate-limit tokens; with ``audience`` (a set or zset
+        key), one per member of it less ``cost`` (the members not sent to). ``then`` runs even
+        when the check refuses: only read commands belong there."""
         keys = self.keys(token, sender)
         if audience is not None:
             keys.append(audience)

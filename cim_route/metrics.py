@@ -52,6 +52,11 @@ class Metrics:
             registry=r,
         )
         self.delayed_fired = Counter("cim_route_delayed_fired", "Delayed messages fired", registry=r)
+        self.delayed_dropped = Counter(
+            "cim_route_delayed_dropped",
+            "Delayed group messages dropped: the sender left the group",
+            registry=r,
+        )
         self.history_dropped = Counter(
             "cim_route_history_dropped", "History entries dropped (queue full or Redis error)", registry=r
         )

@@ -19,8 +19,10 @@ slot and one Lua script can touch them together (seq, inbox, idempotency).
 |                                       |        | since the last right one (expires: back-off) |
 | auth-rate:<address>                   | hash   | token bucket of registrations and logins     |
 | groups:{u}                            | set    | names of u's groups                          |
-| group:{g}                             | hash   | ``creator``, ``created``                     |
+| group:{g}                             | hash   | ``creator``, ``created``, ``owner``          |
 | members:{g}                           | set    | usernames                                    |
+| joined:{g}                            | hash   | member -> when it joined (ms): its history   |
+|                                       |        | of the group starts there                    |
 | history:{a|b} / history:{#g}          | stream | auto ids, fields ``m`` (msgpack msg), and     |
 |                                       |        | ``ts`` for p2p ones (written by send.lua)     |
 | node-sessions:<node>                  | set    | usernames with a session on that node        |
@@ -82,6 +84,9 @@ class Keys:
 
     def members(self, g: str) -> str:
         return f"{self.prefix}members:{{#{g}}}"
+
+    def joined(self, g: str) -> str:
+        return f"{self.prefix}joined:{{#{g}}}"
 
     def dm_history(self, a: str, b: str) -> str:
         lo, hi = sorted((a, b))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Self
 
 from shared.errors import SettingsError
+from shared.logformat import LOG_FORMAT, EscapingFormatter
 
 __all__ = [
     "BALANCERS",
@@ -127,10 +128,11 @@ class CommonSettings:
         return settings
 
     def configure_logging(self) -> None:
-        """Log to stderr at ``CIM_LOG_LEVEL``, one line per record, in every server process."""
-        logging.basicConfig(
-            level=self.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        """Log to stderr at ``CIM_LOG_LEVEL``, one line per record (control characters
+        escaped: ``shared.logformat``), in every server process."""
+        handler = logging.StreamHandler()
+        handler.setFormatter(EscapingFormatter(LOG_FORMAT))
+        logging.basicConfig(level=self.log_level.upper(), handlers=[handler])
 
     def validate(self) -> None:
         if not self.secret:

@@ -94,7 +94,7 @@ async def broadcast(ctx: Ctx, caller: Sending, msg: NewBroadcast) -> FanOutAnswe
     """202 ``{id, recipients}``: every online user but the sender; not stored (seq 0). It
     takes one rate-limit token per user online (429 ``rate_limited``)."""
     check_body(ctx, msg.body)
-    await ctx.guard.admit(ctx.redis, caller.username, caller.token, audience=ctx.keys.online)
+    await ctx.guard.admit(ctx.redis, caller.username, caller.token, audience=ctx.keys.online, cost=1)
     result = await ctx.sender.to_online(
         sender=caller.username, body=msg.body, kind=MessageKind.BROADCAST, exclude=caller.username
     )

@@ -22,7 +22,7 @@ local new, seq, ts, id, node, status = store_one(KEYS[5], KEYS[6], KEYS[7], KEYS
   retention, ARGV[9], ARGV[10], ARGV[11])
 if new == 1 then
   redis.call('XADD', KEYS[8], 'MINID', '~', now - retention, '*', 'm', ARGV[12], 'ts', now)
-  redis.call('XTRIM', KEYS[8], 'MAXLEN', '~', ARGV[13])
+  redis.call('XTRIM', KEYS[8], 'MAXLEN', ARGV[13])
   redis.call('PEXPIRE', KEYS[8], retention)
 end
 return {'ok', new, seq, ts, id, node, status}
