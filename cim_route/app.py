@@ -38,6 +38,7 @@ from cim_route.gate import AuthGate
 from cim_route.guard import Guard
 from cim_route.history import History
 from cim_route.lean import LeanSend
+from cim_route.limits import BodyLimit
 from cim_route.metrics import Metrics, RequestMetrics
 from cim_route.nodes import NodeView
 from cim_route.scheduler import Scheduler
@@ -73,6 +74,7 @@ def create_app(settings: RouteSettings, registry: NodeRegistry | None = None) ->
     metrics = Metrics()
     app = _RouteApp(
         metrics,
+        settings.max_request,
         title="cim route",
         version=_version(),
         description="Instant messaging and push: users, messages, groups, history, push, nodes.",
@@ -91,15 +93,18 @@ def create_app(settings: RouteSettings, registry: NodeRegistry | None = None) ->
 
 
 class _RouteApp(FastAPI):
-    """FastAPI with the request metrics outermost and the lean ``POST /messages`` ahead of
-    FastAPI's own middleware and routing (``cim_route.lean``)."""
+    """FastAPI with the request metrics outermost, then the body limit (``CIM_MAX_REQUEST``:
+    every call, the lean one too) and the lean ``POST /messages`` ahead of FastAPI's own
+    middleware and routing (``cim_route.lean``)."""
 
-    def __init__(self, metrics: Metrics, **kwargs: Any) -> None:
+    def __init__(self, metrics: Metrics, max_request: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._metrics = metrics
+        self._max_request = max_request
 
     def build_middleware_stack(self) -> ASGIApp:
-        return RequestMetrics(LeanSend(super().build_middleware_stack(), self), self._metrics)
+        lean = LeanSend(super().build_middleware_stack(), self)
+        return RequestMetrics(BodyLimit(lean, self._max_request), self._metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The hot call skips FastAPI's per-request telemetry lookups; the stack is built by the

@@ -214,6 +214,12 @@ class RouteSettings(CommonSettings):
     """Most history entries one ``GET /history`` looks at (a ``q`` search says ``more``)."""
     history_max: int = 100_000
     """Most entries a conversation's history keeps (older ones are trimmed)."""
+    max_request: int = 65536
+    """Largest request body the route reads (413 ``too_large`` past it, before reading)."""
+    http_request_s: float = 10.0
+    """A request must be complete this long after its first byte, or its connection is closed."""
+    http_idle_s: float = 60.0
+    """An HTTP connection that sends nothing this long is closed."""
     auth_rate: RateLimit = field(default_factory=lambda: RateLimit(20, 40))
     """Registrations and logins per minute from one client address, and their burst."""
     trusted_proxies: tuple[str, ...] = ()
@@ -242,7 +248,8 @@ class RouteSettings(CommonSettings):
             raise SettingsError(detail="CIM_GROUP_MAX must be positive")
         if self.route_workers < 1:
             raise SettingsError(detail="CIM_ROUTE_WORKERS must be at least 1")
-        for name in ("history_scan", "history_max", "login_max_failures", "login_lockout_s"):
+        names = ("history_scan", "history_max", "login_max_failures", "login_lockout_s", "max_request")
+        for name in (*names, "http_request_s", "http_idle_s"):
             if getattr(self, name) <= 0:
                 raise SettingsError(detail=f"CIM_{name.upper()} must be positive")
         for proxy in self.trusted_proxies:
