@@ -3,9 +3,9 @@
 Settings come from ``CIM_*`` variables. HTTP is uvicorn's httptools protocol with the route's
 connection limits (``cim_route.limits``: header cap, request and idle deadlines). With
 ``CIM_ROUTE_WORKERS`` > 1 this process supervises that many route processes sharing the port
-(``cim_route.workers``; each runs this module with ``--worker``). uvicorn handles SIGTERM/SIGINT: it stops accepting, lets
-requests in flight finish, runs the lifespan shutdown (tasks cancelled and awaited, NATS and
-Redis closed) and the process exits 0.
+(``cim_route.workers``; each runs this module with ``--worker``). uvicorn handles
+SIGTERM/SIGINT: it stops accepting, lets requests in flight finish, runs the lifespan shutdown
+(tasks cancelled and awaited, NATS and Redis closed) and the process exits 0.
 """
 
 from __future__ import annotations
