@@ -190,7 +190,7 @@ def _build_context(
         redis=redis,
         scripts=scripts,
         nats=nats,
-        view=NodeView(registry, sweep),
+        view=NodeView(registry, sweep, settings.node_hosts),
         balancer=make_balancer(settings.balancer),
         metrics=metrics,
         history=history,

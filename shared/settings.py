@@ -222,6 +222,8 @@ class RouteSettings(CommonSettings):
     """An HTTP connection that sends nothing this long is closed."""
     auth_rate: RateLimit = field(default_factory=lambda: RateLimit(20, 40))
     """Registrations and logins per minute from one client address, and their burst."""
+    node_hosts: tuple[str, ...] = ()
+    """If set, the only hosts a node record may name (others are ignored and logged)."""
     trusted_proxies: tuple[str, ...] = ()
     """Addresses or networks of proxies whose ``X-Forwarded-For`` names the client."""
     login_max_failures: int = 10
