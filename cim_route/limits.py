@@ -107,6 +107,11 @@ class _LingeringTransport:
         self._transport = transport
         self._loop = loop
         self.lingering = False
+        # what uvicorn calls on every request, bound once (``__getattr__`` is for the rest)
+        self.write = transport.write
+        self.get_extra_info = transport.get_extra_info
+        self.pause_reading = transport.pause_reading
+        self.resume_reading = transport.resume_reading
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
@@ -139,8 +144,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._lingering = _LingeringTransport(transport, self.loop)
         super().connection_made(self._lingering)  # type: ignore[arg-type]
-        self._head: int | None = None
-        """Bytes of the request head being read (None: not in a head)."""
+        self._head = -1
+        """Bytes of the request head being read (-1: not in a head)."""
         self._head_raw = 0
         self._refused = False
         self._deadline: asyncio.TimerHandle | None = self.loop.call_later(self.limits.idle_s, self._expired)
@@ -152,9 +157,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._lingering.lingering:
             return  # the answer is out: what the client still sends is thrown away
-        in_head = self._head is not None
+        in_head = self._head >= 0
         super().data_received(data)
-        if self._head is None or self._refused:
+        if self._head < 0 or self._refused:
             return
         self._head_raw += len(data) if in_head else 0
         if self._head_raw > MAX_HEAD + _HEAD_SLACK:
@@ -169,15 +174,19 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._deadline = self.loop.call_later(self.limits.request_s, self._expired)
 
     def on_url(self, url: bytes) -> None:
-        self._count(len(url))
+        self._head += len(url)
+        if self._head > MAX_HEAD:
+            self._stop_parser()
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)
+        self._head += len(name) + len(value) + 4
+        if self._head > MAX_HEAD:
+            self._stop_parser()
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._head = None
+        self._head = -1
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -196,12 +205,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     # the guards
 
-    def _count(self, size: int) -> None:
-        assert self._head is not None
-        self._head += size
-        if self._head > MAX_HEAD:
-            self._refused = True
-            raise ValueError("request head too large")  # stops the parser: send_400_response
+    def _stop_parser(self) -> None:
+        self._refused = True
+        raise ValueError("request head too large")  # stops the parser: send_400_response
 
     def _refuse_head(self) -> None:
         self._refused = True
