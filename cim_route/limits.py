@@ -144,9 +144,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._lingering = _LingeringTransport(transport, self.loop)
         super().connection_made(self._lingering)  # type: ignore[arg-type]
-        self._head = -1
-        """Bytes of the request head being read (-1: not in a head)."""
+        self._in_head = False
+        """Whether a request head is being read."""
         self._head_raw = 0
+        """Bytes read while the head was incomplete, after the read in which it began."""
         self._refused = False
         self._deadline: asyncio.TimerHandle | None = self.loop.call_later(self.limits.idle_s, self._expired)
 
@@ -157,9 +158,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._lingering.lingering:
             return  # the answer is out: what the client still sends is thrown away
-        in_head = self._head >= 0
+        in_head = self._in_head
         super().data_received(data)
-        if self._head < 0 or self._refused:
+        if not self._in_head or self._refused:
             return
         self._head_raw += len(data) if in_head else 0
         if self._head_raw > MAX_HEAD + _HEAD_SLACK:
@@ -169,24 +170,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._head, self._head_raw = 0, 0
+        self._in_head, self._head_raw = True, 0
         self._disarm()
         self._deadline = self.loop.call_later(self.limits.request_s, self._expired)
 
-    def on_url(self, url: bytes) -> None:
-        self._head += len(url)
-        if self._head > MAX_HEAD:
-            self._stop_parser()
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._head += len(name) + len(value) + 4
-        if self._head > MAX_HEAD:
-            self._stop_parser()
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
-        self._head = -1
+        self._in_head = False
+        # counted once the head is parsed (a callback per header would cost every request);
+        # a head that grows over several reads is also bounded by ``data_received``
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > MAX_HEAD:
+            self._refused = True
+            raise ValueError("request head too large")  # stops the parser: send_400_response
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -204,10 +199,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().send_400_response(msg)
 
     # the guards
-
-    def _stop_parser(self) -> None:
-        self._refused = True
-        raise ValueError("request head too large")  # stops the parser: send_400_response
 
     def _refuse_head(self) -> None:
         self._refused = True
