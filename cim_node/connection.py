@@ -272,7 +272,7 @@ class Connection(asyncio.Protocol):
     async def _login(self, token: tokens.Token, last_seq: int | None) -> None:
         ctx = self.ctx
         try:
-            revoked, cursor = await ctx.store.login_state(self.user, token.jti)
+            revoked, cursor = await ctx.store.login_state(self.user, token)
             if revoked:
                 ctx.metrics.logins.labels("bad_token").inc()
                 self.fail(ErrorCode.BAD_TOKEN, "token revoked")

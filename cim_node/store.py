@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from cim_node.batch import RedisBatch
-from shared import inbox, sessions
+from shared import inbox, sessions, tokens
 from shared.keys import Keys
 from shared.scripts import Scripts
 
@@ -33,15 +33,17 @@ class SessionStore:
         self._batch = RedisBatch(redis, scripts)
         self._streams = _BatchedStreams(self._batch)
 
-    async def login_state(self, user: str, jti: str) -> LoginState:
-        """Whether the token ``jti`` is revoked, and where ``user``'s ack cursor is."""
+    async def login_state(self, user: str, token: tokens.Token) -> LoginState:
+        """Whether ``token`` is revoked (itself or by ``user``'s token epoch), and where
+        ``user``'s ack cursor is."""
 
         async def queue(pipe: Pipeline) -> None:
-            pipe.exists(self._keys.revoked(jti))
+            pipe.exists(self._keys.revoked(token.jti))
+            pipe.hmget(self._keys.token_epoch(user), *tokens.EPOCH_FIELDS)
             pipe.get(self._keys.ack(user))
 
-        revoked, cursor = await self._batch.call(queue)
-        return bool(revoked), int(cursor or 0)
+        revoked, (at, keep), cursor = await self._batch.call(queue)
+        return bool(revoked) or tokens.before_epoch(token, at, keep), int(cursor or 0)
 
     async def claim(self, user: str, conn_id: str) -> sessions.Session | None:
         """Make ``conn_id`` here ``user``'s session; return the one it replaced."""

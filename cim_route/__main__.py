@@ -1,12 +1,13 @@
 """``python -m cim_route``: serve the route with uvicorn on ``CIM_ROUTE_HOST:CIM_ROUTE_PORT``.
 
-Settings come from ``CIM_*`` variables. With ``CIM_ROUTE_WORKERS`` > 1 this process
-supervises that many route processes sharing the port (``cim_route.workers``; each runs
-this module with ``--worker``). uvicorn handles SIGTERM/SIGINT: it stops accepting, lets
-requests in flight finish, runs the lifespan shutdown (tasks cancelled and awaited, NATS and
-Redis closed) and the process exits 0. Exit 2: bad settings, missing credentials, or
-NATS or Redis refused them (checked once before serving, ``shared.links.preflight``).
-With ``CIM_TLS_CERT``/``CIM_TLS_KEY`` it serves HTTPS.
+Settings come from ``CIM_*`` variables. HTTP is uvicorn's httptools protocol with the route's
+connection limits (``cim_route.limits``: header cap, request and idle deadlines). With
+``CIM_ROUTE_WORKERS`` > 1 this process supervises that many route processes sharing the port
+(``cim_route.workers``; each runs this module with ``--worker``). uvicorn handles
+SIGTERM/SIGINT: it stops accepting, lets requests in flight finish, runs the lifespan shutdown
+(tasks cancelled and awaited, NATS and Redis closed) and the process exits 0.
+Exit 2: bad settings, missing credentials, or NATS or Redis refused them (checked once before
+serving, ``shared.links.preflight``). With ``CIM_TLS_CERT``/``CIM_TLS_KEY`` it serves HTTPS.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import uvicorn
 
 from cim_route.app import create_app
+from cim_route.limits import ConnectionLimits, guarded_protocol
 from cim_route.workers import WORKER_FLAG, listen_socket, supervise
 from shared.errors import SettingsError
 from shared.links import Refused, preflight
@@ -48,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         host=settings.route_host,
         port=settings.route_port,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        http=guarded_protocol(ConnectionLimits(settings.http_request_s, settings.http_idle_s)),
+        timeout_keep_alive=settings.http_idle_s,
         log_level=settings.log_level.lower(),
         lifespan="on",
         access_log=False,

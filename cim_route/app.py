@@ -28,14 +28,17 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cim_route.address import networks
 from cim_route.api import API_ROUTERS, ROOT_ROUTERS
 from cim_route.api.schemas import ERROR_RESPONSES
 from cim_route.balancer import make_balancer
 from cim_route.batcher import Batcher
 from cim_route.context import Context
+from cim_route.gate import AuthGate
 from cim_route.guard import Guard
 from cim_route.history import History
 from cim_route.lean import LeanSend
+from cim_route.limits import BodyLimit
 from cim_route.metrics import Metrics, RequestMetrics
 from cim_route.nodes import NodeView
 from cim_route.scheduler import Scheduler
@@ -71,6 +74,7 @@ def create_app(settings: RouteSettings, registry: NodeRegistry | None = None) ->
     metrics = Metrics()
     app = _RouteApp(
         metrics,
+        settings.max_request,
         title="cim route",
         version=_version(),
         description="Instant messaging and push: users, messages, groups, history, push, nodes.",
@@ -89,15 +93,18 @@ def create_app(settings: RouteSettings, registry: NodeRegistry | None = None) ->
 
 
 class _RouteApp(FastAPI):
-    """FastAPI with the request metrics outermost and the lean ``POST /messages`` ahead of
-    FastAPI's own middleware and routing (``cim_route.lean``)."""
+    """FastAPI with the request metrics outermost, then the body limit (``CIM_MAX_REQUEST``:
+    every call, the lean one too) and the lean ``POST /messages`` ahead of FastAPI's own
+    middleware and routing (``cim_route.lean``)."""
 
-    def __init__(self, metrics: Metrics, **kwargs: Any) -> None:
+    def __init__(self, metrics: Metrics, max_request: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._metrics = metrics
+        self._max_request = max_request
 
     def build_middleware_stack(self) -> ASGIApp:
-        return RequestMetrics(LeanSend(super().build_middleware_stack(), self), self._metrics)
+        lean = LeanSend(super().build_middleware_stack(), self)
+        return RequestMetrics(BodyLimit(lean, self._max_request), self._metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The hot call skips FastAPI's per-request telemetry lookups; the stack is built by the
@@ -167,7 +174,9 @@ def _build_context(
 ) -> Context:
     keys = Keys(settings.redis_prefix)
     scripts = Scripts.register(redis)
-    history = History(redis, settings.retention_s, metrics)
+    history = History(
+        redis, settings.retention_s, metrics, scan=settings.history_scan, keep=settings.history_max
+    )
     guard = Guard(scripts, keys, settings.rate_limit, metrics)
     batcher = Batcher(redis, scripts)
     sender = Sender(redis, scripts, keys, nats, settings, history, metrics, guard, batcher)
@@ -182,7 +191,7 @@ def _build_context(
         redis=redis,
         scripts=scripts,
         nats=nats,
-        view=NodeView(registry, sweep),
+        view=NodeView(registry, sweep, settings.node_hosts),
         balancer=make_balancer(settings.balancer),
         metrics=metrics,
         history=history,
@@ -192,6 +201,8 @@ def _build_context(
         scheduler=Scheduler(
             redis, scripts, keys, sender, metrics, settings.scheduler_poll_ms / 1000, settings.idempotency_s
         ),
+        gate=AuthGate(scripts, keys, settings, metrics),
+        proxies=networks(settings.trusted_proxies),
     )
 
 

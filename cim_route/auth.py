@@ -1,6 +1,7 @@
 """Who is calling: ``Caller`` (a user's bearer token, checked for signature, expiry and
-revocation on every call), ``Sending`` (the same checks, with revocation left to the send
-path's Redis call: ``cim_route.guard``) and ``ApiKey`` (server-side calls, ``X-API-Key``)."""
+revocation -- its own and its user's token epoch, in one round trip -- on every call),
+``Sending`` (the same checks, with revocation left to the send path's Redis call:
+``cim_route.guard``) and ``ApiKey`` (server-side calls, ``X-API-Key``)."""
 
 from __future__ import annotations
 
@@ -57,7 +58,11 @@ async def _caller(
     ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
 ) -> Token:
     token = _verified(ctx, credentials)
-    if await ctx.redis.exists(ctx.keys.revoked(token.jti)):
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        pipe.exists(ctx.keys.revoked(token.jti))
+        pipe.hmget(ctx.keys.token_epoch(token.username), *tokens.EPOCH_FIELDS)
+        is_revoked, (at, keep) = await pipe.execute()
+    if is_revoked or tokens.before_epoch(token, at, keep):
         raise revoked()
     return token
 
@@ -65,14 +70,9 @@ async def _caller(
 @dataclass(frozen=True, slots=True)
 class SendingCaller:
     """The caller of a send: its token's signature and expiry check out; whether it is revoked
-    (``revoked_key`` exists) is checked by the send's own Redis call (``cim_route.guard``)."""
+    is checked by the send's own Redis call (``cim_route.guard``)."""
 
     token: Token
-    revoked_key: str
-
-    @classmethod
-    def of(cls, ctx: Context, token: Token) -> SendingCaller:
-        return cls(token, ctx.keys.revoked(token.jti))
 
     @property
     def username(self) -> str:
@@ -82,7 +82,7 @@ class SendingCaller:
 async def _sending(
     ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
 ) -> SendingCaller:
-    return SendingCaller.of(ctx, _verified(ctx, credentials))
+    return SendingCaller(_verified(ctx, credentials))
 
 
 def _valid_api_key(ctx: Context, key: str | None) -> bool:

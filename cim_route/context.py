@@ -10,8 +10,10 @@ from fastapi import Depends, Request
 from nats.aio.client import Client as Nats
 from redis.asyncio import Redis
 
+from cim_route.address import Networks
 from cim_route.balancer import Balancer
 from cim_route.batcher import Batcher
+from cim_route.gate import AuthGate
 from cim_route.guard import Guard
 from cim_route.history import History
 from cim_route.metrics import Metrics
@@ -42,6 +44,9 @@ class Context:
     batcher: Batcher
     sender: Sender
     scheduler: Scheduler
+    gate: AuthGate
+    proxies: Networks
+    """``CIM_TRUSTED_PROXIES``, parsed (``cim_route.address``)."""
 
 
 async def _context(request: Request) -> Context:

@@ -1,6 +1,7 @@
 """May this caller send? The checks every send makes before anything is stored: the token is
-not revoked, the sender's token bucket (``CIM_RATE_LIMIT``, shared by every route replica in
-Redis) has a token, and the recipient exists. They run in Lua (``lua/_guard.lua``): inside the
+not revoked (neither on its own nor by its user's token epoch), the sender's token bucket
+(``CIM_RATE_LIMIT``, shared by every route replica in Redis) can pay one token per recipient,
+and the recipient exists. They run in Lua (``lua/_guard.lua``): inside the
 store script of a p2p send (one round trip for the whole send), or as ``guard.lua`` ahead of
 the other commands of a call (``Guard.admit``)."""
 
@@ -16,6 +17,7 @@ from shared.errors import ApiError
 from shared.keys import Keys
 from shared.scripts import Scripts, evalsha
 from shared.settings import RateLimit
+from shared.tokens import Token
 
 __all__ = ["Guard", "RateLimited", "revoked"]
 
@@ -41,13 +43,19 @@ class Guard:
         self._limit = limit
         self._metrics = metrics
 
-    def keys(self, revoked_key: str, sender: str) -> list[str]:
-        """The checks' KEYS: the token's revocation key, the sender's bucket, the users set."""
-        return [revoked_key, self._keys.ratelimit(sender), self._keys.users]
+    def keys(self, token: Token | None, sender: str) -> list[str]:
+        """The checks' KEYS: the token's revocation key, the sender's token epoch and bucket,
+        the users set (``token`` None: a delayed message falling due, not checked again)."""
+        k = self._keys
+        revoked_key = k.revoked(token.jti) if token is not None else ""
+        return [revoked_key, k.token_epoch(sender), k.ratelimit(sender), k.users]
 
-    def args(self, to: str) -> list[Any]:
-        """The checks' ARGV: rate (0 = off), burst, the recipient ('' = none to check)."""
-        return [self._limit.rate if self._limit.enabled else 0, self._limit.burst, to]
+    def args(self, token: Token | None, to: str, cost: int = 1) -> list[Any]:
+        """The checks' ARGV: the token's issue time ('' = no checks) and jti, rate (0 = off),
+        burst, cost (one token per recipient), the recipient ('' = none to check)."""
+        issued, jti = (token.issued_at, token.jti) if token is not None else ("", "")
+        rate = self._limit.rate if self._limit.enabled else 0
+        return [issued, jti, rate, self._limit.burst, cost, to]
 
     def check(self, reply: list[Any], to: str) -> None:
         """Raise the refusal in a reply of ``_guard.lua`` (its first element), if there is one:
@@ -67,16 +75,23 @@ class Guard:
     async def admit(
         self,
         redis: Redis,
-        revoked_key: str,
         sender: str,
+        token: Token | None,
         *,
         to: str = "",
+        cost: int = 1,
+        audience: str | None = None,
         then: Sequence[tuple[Any, ...]] = (),
     ) -> list[Any]:
-        """Check the caller (and ``to``, when given), then run the commands ``then`` in the same
-        round trip; return their replies. ``then`` runs even when the check refuses: only read
-        commands belong there."""
-        command = evalsha(self._scripts.guard, self.keys(revoked_key, sender), self.args(to))
+        """Check the caller (``token`` None: a server-side push, only ``sender``'s bucket) and
+        ``to``, when given, then run the commands ``then`` in the same round trip; return their
+        replies. The send pays ``cost`` rate-limit tokens; with ``audience`` (a set or zset
+        key), one per member of it less ``cost`` (the members not sent to). ``then`` runs even
+        when the check refuses: only read commands belong there."""
+        keys = self.keys(token, sender)
+        if audience is not None:
+            keys.append(audience)
+        command = evalsha(self._scripts.guard, keys, self.args(token, to, cost))
         async with redis.pipeline(transaction=False) as pipe:
             for args in (command, *then):
                 pipe.execute_command(*args)

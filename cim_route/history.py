@@ -4,7 +4,8 @@ is written by its store script (``lua/send.lua``, same call, same ``ts``); group
 entries are written off the send path, here.
 
 The send path only queues an entry (bounded queue, never waits); ``run`` writes
-them in pipelined batches. History is a convenience copy: the inbox is what the
+them in pipelined batches. A conversation keeps at most ``CIM_HISTORY_MAX`` entries, and a
+read looks at most at ``CIM_HISTORY_SCAN`` of them. History is a convenience copy: the inbox is what the
 delivery guarantee rests on, so an entry that cannot be queued or written is
 counted and logged, never retried at the cost of a send. Streams are trimmed by
 MINID to the retention period on every append and expire when idle that long.
@@ -41,9 +42,20 @@ read ``before`` T starts at stream id T + lag and filters on ``ts``."""
 class History:
     """Queue of entries to append, the task that writes them, and the reader."""
 
-    def __init__(self, redis: Redis, retention_s: int, metrics: Metrics, maxsize: int = 10_000) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        retention_s: int,
+        metrics: Metrics,
+        *,
+        scan: int = 10_000,
+        keep: int = 100_000,
+        maxsize: int = 10_000,
+    ) -> None:
         self._redis = redis
         self._retention_ms = retention_s * 1000
+        self._scan = scan
+        self._keep = keep
         self._metrics = metrics
         self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=maxsize)
         self._expired_at: dict[str, int] = {}
@@ -82,6 +94,7 @@ class History:
         async with self._redis.pipeline(transaction=False) as pipe:
             for key, packed in batch:
                 pipe.execute_command("XADD", key, "MINID", "~", cutoff, "*", "m", packed)
+                pipe.execute_command("XTRIM", key, "MAXLEN", self._keep)
             for key in self._to_expire({key for key, _ in batch}, now):
                 pipe.execute_command("PEXPIRE", key, self._retention_ms)
             await pipe.execute()
@@ -97,26 +110,40 @@ class History:
             self._expired_at[key] = now
         return due
 
-    async def read(self, key: str, *, before: int | None, q: str | None, limit: int) -> list[dict[str, Any]]:
-        """Up to ``limit`` entries of ``key``, newest first, with ``ts < before`` and ``q``
-        (case-insensitive) in the body when given."""
+    async def read(
+        self, key: str, *, before: int | None, q: str | None, limit: int, since: int | None = None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Up to ``limit`` entries of ``key``, newest first, with ``since <= ts < before`` and
+        ``q`` (case-insensitive) in the body when given, looking at no more than ``scan``
+        entries; and whether older ones may match (the page is full or the scan stopped)."""
         needle = q.casefold() if q else None
         top = "+" if before is None else str(before + _LAG_MS)
         found: list[dict[str, Any]] = []
-        while len(found) < limit:
-            page = await self._redis.xrevrange(key, max=top, min="-", count=_PAGE)
-            for _, fields in page:
+        scanned = 0
+        while scanned < self._scan:
+            count = min(_PAGE, self._scan - scanned)
+            page = await self._redis.xrevrange(key, max=top, min="-", count=count)
+            scanned += len(page)
+            for i, (stream_id, fields) in enumerate(page):
+                if since is not None and int(stream_id.split(b"-")[0]) < since:
+                    return found, False  # appended before ``since``: so is every older one
                 entry = msgpack.unpackb(fields[b"m"], raw=False)
                 if b"ts" in fields:  # written by send.lua, which knows the time only there
                     entry["ts"] = int(fields[b"ts"])
-                if before is not None and entry["ts"] >= before:
-                    continue
-                if needle is not None and needle not in entry["body"].casefold():
+                if not _matches(entry, before, since, needle):
                     continue
                 found.append(entry)
                 if len(found) == limit:
-                    break
-            if len(page) < _PAGE:
-                break
+                    return found, i + 1 < len(page) or len(page) == count
+            if len(page) < count:
+                return found, False
             top = "(" + page[-1][0].decode()
-        return found
+        return found, True
+
+
+def _matches(entry: dict[str, Any], before: int | None, since: int | None, needle: str | None) -> bool:
+    if before is not None and entry["ts"] >= before:
+        return False
+    if since is not None and entry["ts"] < since:
+        return False
+    return needle is None or needle in str(entry.get("body", "")).casefold()

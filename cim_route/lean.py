@@ -18,11 +18,12 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cim_route.api.messages import send_now
 from cim_route.api.schemas import API_PREFIX
 from cim_route.auth import SendingCaller, verified
+from cim_route.bodies import read_body, replay
 from cim_route.context import Context
 from shared.errors import ApiError
 from shared.protocol import NAME_RE
@@ -53,11 +54,11 @@ class LeanSend:
             await self._inner(scope, receive, send)
             return
         ctx: Context = self._app.state.context
-        chunks, more = await _read(receive, 2 * ctx.settings.max_body + 4096)
+        chunks, more = await read_body(receive, 2 * ctx.settings.max_body + 4096)
         raw = b"".join(chunks)
         request = None if more else _plain_send(ctx, scope, raw)
         if request is None:
-            await self._inner(scope, _replay(raw, more, receive), send)
+            await self._inner(scope, replay(raw, more, receive), send)
             return
         scope["route"] = _ROUTE  # what FastAPI's routing would have put there
         caller, to, body, client_msg_id = request
@@ -113,38 +114,7 @@ def _plain_send(ctx: Context, scope: Scope, raw: bytes) -> tuple[SendingCaller, 
         token = verified(ctx, bearer[7:].decode("latin-1"))
     except ApiError:
         return None
-    return SendingCaller.of(ctx, token), to, body, client_msg_id
-
-
-async def _read(receive: Receive, limit: int) -> tuple[list[bytes], bool]:
-    """The request body's chunks up to about ``limit`` bytes; True if there is more."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":  # the client left: let FastAPI see that
-            return chunks, True
-        chunk = message.get("body", b"")
-        chunks.append(chunk)
-        size += len(chunk)
-        if not message.get("more_body", False):
-            return chunks, False
-        if size > limit:
-            return chunks, True
-
-
-def _replay(raw: bytes, more: bool, receive: Receive) -> Receive:
-    """A ``receive`` that gives what was read already, then the rest from ``receive``."""
-    sent = False
-
-    async def replayed() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": raw, "more_body": more}
-
-    return replayed
+    return SendingCaller(token), to, body, client_msg_id
 
 
 async def _respond(send: Send, status: int, body: bytes) -> None:

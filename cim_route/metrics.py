@@ -34,6 +34,12 @@ class Metrics:
         self.messages = Counter("cim_route_messages", "Messages accepted", ["kind"], registry=r)
         self.logins = Counter("cim_route_logins", "Login attempts", ["result"], registry=r)
         self.rate_limited = Counter("cim_route_rate_limited", "Sends refused by the rate limit", registry=r)
+        self.auth_refused = Counter(
+            "cim_route_auth_refused",
+            "Registrations and password tries refused before the password (address limit, back-off)",
+            ["reason"],
+            registry=r,
+        )
         self.redis_errors = Counter("cim_route_redis_errors", "Redis errors answered 503", registry=r)
         self.nats_errors = Counter(
             "cim_route_nats_errors", "NATS errors and disconnects", ["event"], registry=r
@@ -46,6 +52,11 @@ class Metrics:
             registry=r,
         )
         self.delayed_fired = Counter("cim_route_delayed_fired", "Delayed messages fired", registry=r)
+        self.delayed_dropped = Counter(
+            "cim_route_delayed_dropped",
+            "Delayed group messages dropped: the sender left the group",
+            registry=r,
+        )
         self.history_dropped = Counter(
             "cim_route_history_dropped", "History entries dropped (queue full or Redis error)", registry=r
         )

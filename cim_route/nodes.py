@@ -1,7 +1,10 @@
 """The route's live view of the connection nodes, kept from ``NodeRegistry.watch``.
 
 When a node leaves the registry (clean withdraw or TTL expiry after a crash)
-the view calls ``on_gone`` so that its sessions are swept. A node drained
+the view calls ``on_gone`` so that its sessions are swept. A record the route cannot check --
+a key or ``id`` that breaks the node-id rule, an ``id`` other than its key, fields of the wrong
+type, a host outside ``CIM_NODE_HOSTS`` when that is set -- is ignored and logged: anyone who
+can write the registry must not get logins (and their tokens) sent to a node of theirs. A node drained
 through this route is excluded from logins at once, before its own record says
 ``draining``; the mark is forgotten when the node leaves or restarts.
 """
@@ -13,9 +16,10 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 
+from shared.protocol import NODE_ID_RE
 from shared.registry import NodeEvent, NodeInfo, NodeRegistry, NodeState
 
-__all__ = ["NodeView"]
+__all__ = ["NodeView", "record_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +29,15 @@ _RETRY_S = (0.1, 0.5, 1.0, 2.0)
 class NodeView:
     """Nodes by id as the registry last said, plus locally requested drains."""
 
-    def __init__(self, registry: NodeRegistry, on_gone: Callable[[str], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        registry: NodeRegistry,
+        on_gone: Callable[[str], Awaitable[None]],
+        hosts: tuple[str, ...] = (),
+    ) -> None:
         self.registry = registry
         self._on_gone = on_gone
+        self._hosts = frozenset(hosts)
         self._nodes: dict[str, NodeInfo] = {}
         self._drained: dict[str, int] = {}
         """node id -> started_at of the incarnation this route asked to drain."""
@@ -78,8 +88,12 @@ class NodeView:
 
     async def _apply(self, event: NodeEvent) -> None:
         if event.info is not None:
-            self._nodes[event.node_id] = event.info
-            return
+            problem = record_problem(event.node_id, event.info, self._hosts)
+            if problem is None:
+                self._nodes[event.node_id] = event.info
+                return
+            log.warning("registry: record %r ignored: %s", event.node_id, problem)
+            event = NodeEvent(event.node_id, None)  # a node that was fine before is gone now
         if self._nodes.pop(event.node_id, None) is None:
             return
         self._drained.pop(event.node_id, None)
@@ -88,3 +102,32 @@ class NodeView:
             await self._on_gone(event.node_id)
         except Exception:
             log.exception("sweeping the sessions of node %s failed", event.node_id)
+
+
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "host": (str,),
+    "port": (int,),
+    "connections": (int,),
+    "state": (str,),
+    "started_at": (int,),
+    "metrics_port": (int, type(None)),
+}
+
+
+def record_problem(key: str, info: NodeInfo, hosts: frozenset[str]) -> str | None:
+    """What is wrong with the record ``info`` stored under ``key``, or None if it checks out."""
+    if not NODE_ID_RE.fullmatch(key):
+        return "key breaks the node-id rule [a-z0-9-]"
+    if info.id != key:
+        return f"id {info.id!r} is not its key"
+    for name, types in _FIELD_TYPES.items():
+        value = getattr(info, name)
+        if not isinstance(value, types) or isinstance(value, bool):
+            return f"{name} is not {' or '.join(t.__name__ for t in types)}"
+    if not 0 < info.port < 65536 or not info.host or len(info.host) > 253:
+        return "no usable host and port"
+    if info.state not in {s.value for s in NodeState}:
+        return f"unknown state {info.state!r}"
+    if hosts and info.host not in hosts:
+        return f"host {info.host!r} is not in CIM_NODE_HOSTS"
+    return None

@@ -144,12 +144,18 @@ class Scheduler:
                 body=job["body"],
                 msg_id=job["id"],
                 idem_scope=scope,
-                revoked_key=None,
+                token=None,
             )
         else:
             group = job["group"]
-            members = await self._redis.smembers(self._keys.members(group))
-            targets = sorted(m.decode() for m in members if m.decode() != job["from"])
+            members = {m.decode() for m in await self._redis.smembers(self._keys.members(group))}
+            if job["from"] not in members:
+                self._metrics.delayed_dropped.inc()
+                log.info(
+                    "delayed group %s %s dropped: %s left %s", job["kind"], job["id"], job["from"], group
+                )
+                return
+            targets = sorted(members - {job["from"]})
             await self._sender.fan_out(
                 sender=job["from"],
                 targets=targets,

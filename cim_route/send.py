@@ -37,6 +37,7 @@ from shared.message import frame, message, new_message_id, now_ms
 from shared.protocol import MessageKind
 from shared.scripts import Scripts, evalsha
 from shared.settings import RouteSettings
+from shared.tokens import Token
 
 __all__ = ["Direct", "FanOut", "Sender"]
 
@@ -88,28 +89,29 @@ class Sender:
         self._batcher = batcher
         self._retention = Retention(settings.retention_s, settings.retention_count, settings.idempotency_s)
         self._store_args = [self._retention.seconds * 1000, settings.retention_count, settings.idempotency_s]
+        self._history_max = settings.history_max
 
     async def direct(
-        self, *, sender: str, to: str, body: str, msg_id: str, idem_scope: str | None, revoked_key: str | None
+        self, *, sender: str, to: str, body: str, msg_id: str, idem_scope: str | None, token: Token | None
     ) -> Direct:
         """A p2p message: ``delivered`` when ``to`` has a session, else ``stored``. With
-        ``idem_scope`` a repeat returns the first answer and stores nothing. ``revoked_key``:
-        the caller's token, checked with the rate limit and ``to``'s existence in the same
-        call (401, 429, 404); None for a delayed message falling due (checked when scheduled)."""
+        ``idem_scope`` a repeat returns the first answer and stores nothing. ``token``: the
+        caller's, checked with the rate limit and ``to``'s existence in the same call (401,
+        429, 404); None for a delayed message falling due (checked when scheduled)."""
         start = time.perf_counter()
         fields = message(id=msg_id, kind=MessageKind.P2P, sender=sender, body=body)
         k = self._keys
-        script_keys = [*self._guard.keys(revoked_key or "", sender), k.seq(to), k.inbox(to), k.session(to)]
+        script_keys = [*self._guard.keys(token, sender), k.seq(to), k.inbox(to), k.session(to)]
         script_keys.append(k.dm_history(sender, to))
         if idem_scope is not None:
             script_keys.append(k.idem(to, idem_scope))
         args = [
-            int(revoked_key is not None),
-            *self._guard.args(to),
+            *self._guard.args(token, to),
             inbox.pack(fields),
             *self._store_args,
             msg_id,
             inbox.pack({**fields, "to": to}),  # the history entry
+            self._history_max,
         ]
         reply = await self._batcher.call(*evalsha(self._scripts.send, script_keys, args))
         self._guard.check(reply, to)

@@ -15,17 +15,25 @@ slot and one Lua script can touch them together (seq, inbox, idempotency).
 |                                       |        | answer of an idempotent store (a string for   |
 |                                       |        | delayed sends and push to ``"*"``)            |
 | ratelimit:{u}                         | hash   | token bucket ``tokens``, ``ts``              |
-| login-failures:{u}                    | string | wrong passwords in a row (expires: lockout)  |
+| login-failures:{u}:<address>          | string | tries of u's password from that address     |
+|                                       |        | since the last right one (expires: back-off) |
+| auth-rate:<address>                   | hash   | token bucket of registrations and logins     |
 | groups:{u}                            | set    | names of u's groups                          |
-| group:{g}                             | hash   | ``creator``, ``created``                     |
+| group:{g}                             | hash   | ``creator``, ``created``, ``owner``          |
 | members:{g}                           | set    | usernames                                    |
+| joined:{g}                            | hash   | member -> when it joined (ms): its history   |
+|                                       |        | of the group starts there                    |
 | history:{a|b} / history:{#g}          | stream | auto ids, fields ``m`` (msgpack msg), and     |
 |                                       |        | ``ts`` for p2p ones (written by send.lua)     |
 | node-sessions:<node>                  | set    | usernames with a session on that node        |
 | online                                | zset   | all online usernames, score 0 (lex queries)  |
 | users                                 | zset   | all registered usernames, score 0            |
+| usernames                             | hash   | lower-case username -> the username          |
+| group-names                           | hash   | lower-case group name -> the group name      |
 | delayed                               | zset   | msgpack jobs scored by due time (ms)          |
 | revoked:<jti>                         | string | "1" until the token would have expired        |
+| token-epoch:{u}                       | hash   | ``at`` (ms): u's tokens issued before are     |
+|                                       |        | revoked, but jti ``keep``; expires with them  |
 """
 
 from __future__ import annotations
@@ -62,8 +70,11 @@ class Keys:
     def ratelimit(self, u: str) -> str:
         return f"{self.prefix}ratelimit:{{{u}}}"
 
-    def login_failures(self, u: str) -> str:
-        return f"{self.prefix}login-failures:{{{u}}}"
+    def login_failures(self, u: str, address: str) -> str:
+        return f"{self.prefix}login-failures:{{{u}}}:{address}"
+
+    def auth_rate(self, address: str) -> str:
+        return f"{self.prefix}auth-rate:{address}"
 
     def user_groups(self, u: str) -> str:
         return f"{self.prefix}groups:{{{u}}}"
@@ -73,6 +84,9 @@ class Keys:
 
     def members(self, g: str) -> str:
         return f"{self.prefix}members:{{#{g}}}"
+
+    def joined(self, g: str) -> str:
+        return f"{self.prefix}joined:{{#{g}}}"
 
     def dm_history(self, a: str, b: str) -> str:
         lo, hi = sorted((a, b))
@@ -93,8 +107,19 @@ class Keys:
         return f"{self.prefix}users"
 
     @property
+    def usernames(self) -> str:
+        return f"{self.prefix}usernames"
+
+    @property
+    def group_names(self) -> str:
+        return f"{self.prefix}group-names"
+
+    @property
     def delayed(self) -> str:
         return f"{self.prefix}delayed"
 
     def revoked(self, jti: str) -> str:
         return f"{self.prefix}revoked:{jti}"
+
+    def token_epoch(self, u: str) -> str:
+        return f"{self.prefix}token-epoch:{{{u}}}"

@@ -82,9 +82,9 @@ class NatsKvRegistry:
         nodes: dict[str, NodeInfo] = {}
         for node_id in ids:
             with contextlib.suppress(KeyNotFoundError):
-                entry = await self._kv.get(node_id)
-                if entry.value:
-                    nodes[node_id] = NodeInfo.unpack(entry.value)
+                event = _event(await self._kv.get(node_id))
+                if event is not None and event.info is not None:
+                    nodes[node_id] = event.info
         return nodes
 
     async def watch(self) -> AsyncIterator[NodeEvent]:
@@ -102,8 +102,8 @@ class NatsKvRegistry:
                 current = await self._initial(watcher)
                 for node_id in sorted(seen - current.keys()):
                     yield NodeEvent(node_id, None)
-                for info in current.values():
-                    yield NodeEvent(info.id, info)
+                for key, info in current.items():
+                    yield NodeEvent(key, info)  # the key, not the record's own id: the view checks both
                 seen = set(current)
                 while True:
                     try:
@@ -143,6 +143,6 @@ def _event(entry: KeyValue.Entry | None) -> NodeEvent | None:
         return NodeEvent(entry.key, None)
     try:
         return NodeEvent(entry.key, NodeInfo.unpack(entry.value))
-    except (ValueError, TypeError):
-        log.warning("registry: unreadable record for %s ignored", entry.key)
+    except (ValueError, TypeError, KeyError, AttributeError):  # not a msgpack map of the fields
+        log.warning("registry: unreadable record for %r ignored", entry.key)
         return None

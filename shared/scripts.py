@@ -58,6 +58,7 @@ class Scripts:
     session_restore: AsyncScript
     max_set: AsyncScript
     delayed_claim: AsyncScript
+    auth_gate: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:

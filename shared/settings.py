@@ -7,6 +7,7 @@ at the first message.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
@@ -19,6 +20,7 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 
 from shared.errors import SettingsError
+from shared.logformat import LOG_FORMAT, EscapingFormatter
 from shared.protocol import NODE_ID_RE
 
 __all__ = [
@@ -156,10 +158,11 @@ class CommonSettings:
         return settings
 
     def configure_logging(self) -> None:
-        """Log to stderr at ``CIM_LOG_LEVEL``, one line per record, in every server process."""
-        logging.basicConfig(
-            level=self.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        """Log to stderr at ``CIM_LOG_LEVEL``, one line per record (control characters
+        escaped: ``shared.logformat``), in every server process."""
+        handler = logging.StreamHandler()
+        handler.setFormatter(EscapingFormatter(LOG_FORMAT))
+        logging.basicConfig(level=self.log_level.upper(), handlers=[handler])
 
     def validate(self) -> None:
         if not self.secret:
@@ -300,8 +303,26 @@ class RouteSettings(CommonSettings):
     group_max: int = 1000
     idempotency_s: int = 600
     history_limit: int = 200
+    history_scan: int = 10_000
+    """Most history entries one ``GET /history`` looks at (a ``q`` search says ``more``)."""
+    history_max: int = 100_000
+    """Most entries a conversation's history keeps (older ones are trimmed)."""
+    max_request: int = 65536
+    """Largest request body the route reads (413 ``too_large`` past it, before reading)."""
+    http_request_s: float = 10.0
+    """A request must be complete this long after its first byte, or its connection is closed."""
+    http_idle_s: float = 60.0
+    """An HTTP connection that sends nothing this long is closed."""
+    auth_rate: RateLimit = field(default_factory=lambda: RateLimit(20, 40))
+    """Registrations and logins per minute from one client address, and their burst."""
+    node_hosts: tuple[str, ...] = ()
+    """If set, the only hosts a node record may name (others are ignored and logged)."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks of proxies whose ``X-Forwarded-For`` names the client."""
     login_max_failures: int = 10
-    """Wrong passwords in a row that lock a username's logins for ``login_lockout_s``."""
+    """Wrong passwords for one username from one address that make that address wait
+    ``login_lockout_s`` (429) before its next try for that username; other addresses are not
+    affected."""
     login_lockout_s: int = 900
     scrypt_n: int = 16384
     """scrypt cost of new password hashes (a power of two); stored with each hash."""
@@ -322,3 +343,12 @@ class RouteSettings(CommonSettings):
             raise SettingsError(detail="CIM_GROUP_MAX must be positive")
         if self.route_workers < 1:
             raise SettingsError(detail="CIM_ROUTE_WORKERS must be at least 1")
+        names = ("history_scan", "history_max", "login_max_failures", "login_lockout_s", "max_request")
+        for name in (*names, "http_request_s", "http_idle_s"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(detail=f"CIM_{name.upper()} must be positive")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError as exc:
+                raise SettingsError(detail=f"CIM_TRUSTED_PROXIES: {exc}") from exc

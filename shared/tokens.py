@@ -1,8 +1,10 @@
 """Login tokens: signed JWTs (HS256) that any node verifies without calling the route.
 
-A token carries the username (``sub``), an expiry (``exp``) and an id (``jti``)
-so that ``POST /logout`` can revoke it: the revocation list lives in Redis
-(``keys.revoked(jti)``) and expires with the token itself.
+A token carries the username (``sub``), an expiry (``exp``), an id (``jti``) so that
+``POST /logout`` can revoke it (the revocation list lives in Redis, ``keys.revoked(jti)``, and
+expires with the token itself) and when it was issued, in milliseconds (``iat_ms``), so that
+a user's *token epoch* (``keys.token_epoch(u)``: ``DELETE /sessions/{u}``, ``POST
+/me/password``) revokes every token issued before it at once (``before_epoch``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import jwt
 
 from shared.errors import TokenError
 
-__all__ = ["Token", "issue", "verify"]
+__all__ = ["EPOCH_FIELDS", "Token", "before_epoch", "issue", "verify"]
 
 _ALGORITHM = "HS256"
 
@@ -27,15 +29,27 @@ class Token:
     username: str
     jti: str
     expires_at: int
+    issued_at: int = 0
 
 
 def issue(secret: str, username: str, ttl_s: int, now: float | None = None) -> tuple[str, Token]:
     """Sign a token for ``username`` valid ``ttl_s`` seconds; return it with its claims."""
     now = time.time() if now is None else now
     # The JWT ``exp`` has whole seconds; expires_at says the same instant, so issue and verify agree.
-    claims = Token(username=username, jti=secrets.token_hex(12), expires_at=int(now + ttl_s) * 1000)
+    claims = Token(
+        username=username,
+        jti=secrets.token_hex(12),
+        expires_at=int(now + ttl_s) * 1000,
+        issued_at=int(now * 1000),
+    )
     encoded = jwt.encode(
-        {"sub": username, "jti": claims.jti, "iat": int(now), "exp": claims.expires_at // 1000},
+        {
+            "sub": username,
+            "jti": claims.jti,
+            "iat": int(now),
+            "iat_ms": claims.issued_at,
+            "exp": claims.expires_at // 1000,
+        },
         secret,
         algorithm=_ALGORITHM,
     )
@@ -58,6 +72,18 @@ def verify(secret: str, token: object) -> Token:
     except jwt.PyJWTError as exc:
         raise TokenError(detail="token invalid") from exc
     sub, jti = claims["sub"], claims["jti"]
-    if not isinstance(sub, str) or not isinstance(jti, str):
+    issued = claims.get("iat_ms", int(claims.get("iat", 0)) * 1000)
+    if not isinstance(sub, str) or not isinstance(jti, str) or type(issued) is not int:
         raise TokenError(detail="token invalid")
-    return Token(username=sub, jti=jti, expires_at=int(claims["exp"]) * 1000)
+    return Token(username=sub, jti=jti, expires_at=int(claims["exp"]) * 1000, issued_at=issued)
+
+
+EPOCH_FIELDS = ("at", "keep")
+"""The fields of a user's token epoch hash: tokens issued before ``at`` (ms) are revoked, but
+the one whose jti is ``keep`` (the caller of ``POST /me/password``)."""
+
+
+def before_epoch(token: Token, at: bytes | None, keep: bytes | None) -> bool:
+    """Whether ``token`` is revoked by its user's token epoch (the ``EPOCH_FIELDS`` values; the
+    same rule as ``lua/_guard.lua``)."""
+    return at is not None and token.issued_at < int(at) and token.jti.encode() != keep

@@ -92,7 +92,12 @@ class Cluster:
             nodes=0,
             route_port=0,
             environ={},
-            extra_env={"registry_refresh_s": "1", "log_level": "info", **{k: str(v) for k, v in env.items()}},
+            extra_env={
+                "registry_refresh_s": "1",
+                "log_level": "info",
+                "auth_rate": "0",  # tests register many users from one address
+                **{k: str(v) for k, v in env.items()},
+            },
             secret=secret,
             api_key=API_KEY,
             tls=tls,

@@ -86,7 +86,8 @@ class CimTarget:
         """The CA an ``https://`` route and TLS nodes are checked against ("": the system store)."""
         self.route_url = route_url
         self.api_key = api_key
-        self.env = {"rate_limit": "0", "log_level": "warning", "scrypt_n": "2", **(env or {})}
+        limits_off = {"rate_limit": "0", "auth_rate": "0"}
+        self.env = {**limits_off, "log_level": "warning", "scrypt_n": "2", **(env or {})}
         self.cluster: LocalCluster | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.pool: HttpPool | None = None

@@ -1,18 +1,20 @@
-"""A user's own session: ``/login``, ``/logout``, ``/me``."""
+"""A user's own session: ``/login``, ``/logout``, ``/me``, ``/me/password``."""
 
 from __future__ import annotations
 
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from cim_route.api.schemas import API_PREFIX
+from cim_route.address import client_address
+from cim_route.api.schemas import API_PREFIX, Password
+from cim_route.api.sessions import revoke_tokens
 from cim_route.auth import Caller
 from cim_route.context import Context, Ctx
 from cim_route.guard import RateLimited
-from cim_route.passwords import verify_password
+from cim_route.passwords import hash_password, verify_password
 from shared import bus, sessions, tokens
 from shared.errors import ApiError
 from shared.message import now_ms
@@ -46,36 +48,40 @@ class LoginAnswer(BaseModel):
 
 
 @router.post("/login", summary="Log in: a token and the node to connect to")
-async def login(ctx: Ctx, creds: Credentials) -> LoginAnswer:
-    """401 ``bad_credentials`` (unknown user too); 429 ``rate_limited`` after
-    ``CIM_LOGIN_MAX_FAILURES`` wrong passwords in a row; 503 ``no_nodes`` when no node takes logins."""
-    failures_key = ctx.keys.login_failures(creds.username)
-    async with ctx.redis.pipeline(transaction=False) as pipe:
-        pipe.hget(ctx.keys.user(creds.username), "pw")
-        pipe.get(failures_key)
-        pipe.pttl(failures_key)
-        pw_hash, failures, ttl_ms = await pipe.execute()
-    if failures is not None and int(failures) >= ctx.settings.login_max_failures:
-        ctx.metrics.logins.labels("locked").inc()
-        raise RateLimited(max(ttl_ms, 1000), "too many wrong passwords")
-    encoded = pw_hash.decode() if pw_hash is not None else None
-    if not await verify_password(creds.password, encoded, ctx.settings.scrypt_n):
-        await _count_failure(ctx, failures_key)
-        ctx.metrics.logins.labels("bad_credentials").inc()
-        log.info("login refused for %s", creds.username)
-        raise ApiError(401, "bad_credentials", "wrong username or password")
-    if failures is not None:
-        await ctx.redis.delete(failures_key)
+async def login(ctx: Ctx, creds: Credentials, request: Request) -> LoginAnswer:
+    """401 ``bad_credentials`` (unknown user too); 429 ``rate_limited`` (with ``Retry-After``)
+    when the client address calls too often (``CIM_AUTH_RATE``) or tried too many wrong
+    passwords for this username (``CIM_LOGIN_MAX_FAILURES``; other addresses are not held
+    back); 503 ``no_nodes`` when no node takes logins."""
+    address = client_address(request.scope, ctx.proxies)
+    await _check_password(ctx, address, creds.username, creds.password)
     node = _pick_node(ctx, creds.username)
     token, claims = tokens.issue(ctx.settings.secret, creds.username, ctx.settings.token_ttl)
     ctx.metrics.logins.labels("ok").inc()
-    log.info("login %s -> node %s (token %s)", creds.username, node.id, claims.jti)
+    log.info("login %s from %s -> node %s (token %s)", creds.username, address, node.id, claims.jti)
     return LoginAnswer(
         username=creds.username,
         token=token,
         expires_at=claims.expires_at,
         node=node,
     )
+
+
+async def _check_password(ctx: Context, address: str, username: str, password: str) -> None:
+    """Pass the gate (429), then the password: 401 ``bad_credentials`` if it is wrong."""
+    try:
+        (pw_hash,) = await ctx.gate.enter(
+            ctx.redis, address, username, then=[("HGET", ctx.keys.user(username), "pw")]
+        )
+    except RateLimited:
+        ctx.metrics.logins.labels("locked").inc()
+        raise
+    encoded = pw_hash.decode() if pw_hash is not None else None
+    if not await verify_password(password, encoded, ctx.settings.scrypt_n):
+        ctx.metrics.logins.labels("bad_credentials").inc()
+        log.info("wrong password for %s from %s", username, address)
+        raise ApiError(401, "bad_credentials", "wrong username or password")
+    await ctx.gate.passed(ctx.redis, address, username)
 
 
 def _pick_node(ctx: Context, username: str) -> NodeAddress:
@@ -98,14 +104,6 @@ async def connect(ctx: Ctx, caller: Caller) -> ConnectAnswer:
     node = _pick_node(ctx, caller.username)
     log.info("connect %s -> node %s", caller.username, node.id)
     return ConnectAnswer(node=node)
-
-
-async def _count_failure(ctx: Context, key: str) -> None:
-    """One more wrong password; the count (and so a lockout) lasts ``login_lockout_s``."""
-    async with ctx.redis.pipeline(transaction=False) as pipe:
-        pipe.incr(key)
-        pipe.expire(key, ctx.settings.login_lockout_s)
-        await pipe.execute()
 
 
 @router.post("/logout", status_code=204, summary="Revoke the token and close the session")
@@ -138,3 +136,24 @@ class Me(BaseModel):
 async def me(ctx: Ctx, caller: Caller) -> Me:
     node = await ctx.redis.hget(ctx.keys.session(caller.username), "node")
     return Me(username=caller.username, online=node is not None, node=node.decode() if node else None)
+
+
+class PasswordChange(BaseModel):
+    old: Annotated[str, Field(min_length=1, max_length=1024)]
+    new: Password
+
+
+@router.post("/me/password", status_code=204, summary="Change the password; revoke the other tokens")
+async def change_password(ctx: Ctx, caller: Caller, change: PasswordChange, request: Request) -> Response:
+    """204: the new password holds from now on, and every other token of the user (issued
+    before this call) is revoked at the route and the nodes; the caller's own stays valid.
+    401 ``bad_credentials`` if ``old`` is wrong; 429 as for ``/login``."""
+    address = client_address(request.scope, ctx.proxies)
+    await _check_password(ctx, address, caller.username, change.old)
+    pw_hash = await hash_password(change.new, ctx.settings.scrypt_n)
+    async with ctx.redis.pipeline(transaction=True) as pipe:
+        pipe.hset(ctx.keys.user(caller.username), "pw", pw_hash)
+        revoke_tokens(ctx, pipe, caller.username, keep=caller.jti)
+        await pipe.execute()
+    log.info("password of %s changed from %s; its other tokens revoked", caller.username, address)
+    return Response(status_code=204)

@@ -51,7 +51,7 @@ async def send(ctx: Ctx, caller: Sending, msg: NewMessage) -> Accepted:
         result = await send_now(ctx, caller, msg.to, msg.body, msg.client_msg_id)
         return Accepted(id=result.id, seq=result.seq, ts=result.ts, status=result.status)
     sender = caller.username
-    await ctx.guard.admit(ctx.redis, caller.revoked_key, sender, to=msg.to)
+    await ctx.guard.admit(ctx.redis, sender, caller.token, to=msg.to)
     scope = f"sched:{msg.client_msg_id}" if msg.client_msg_id else None
     answer = await ctx.scheduler.schedule(
         kind=MessageKind.P2P,
@@ -76,7 +76,7 @@ async def send_now(
         body=body,
         msg_id=new_message_id(),
         idem_scope=f"p2p:{sender}:{client_msg_id}" if client_msg_id else None,
-        revoked_key=caller.revoked_key,
+        token=caller.token,
     )
 
 
@@ -91,9 +91,10 @@ class FanOutAnswer(BaseModel):
 
 @router.post("/broadcast", status_code=202, summary="Send to every online user")
 async def broadcast(ctx: Ctx, caller: Sending, msg: NewBroadcast) -> FanOutAnswer:
-    """202 ``{id, recipients}``: every online user but the sender; not stored (seq 0)."""
+    """202 ``{id, recipients}``: every online user but the sender; not stored (seq 0). It
+    takes one rate-limit token per user online (429 ``rate_limited``)."""
     check_body(ctx, msg.body)
-    await ctx.guard.admit(ctx.redis, caller.revoked_key, caller.username)
+    await ctx.guard.admit(ctx.redis, caller.username, caller.token, audience=ctx.keys.online, cost=1)
     result = await ctx.sender.to_online(
         sender=caller.username, body=msg.body, kind=MessageKind.BROADCAST, exclude=caller.username
     )

@@ -41,9 +41,11 @@ class Pushed(BaseModel):
 @router.post("/push", status_code=202, summary="Push to users (stored) or to everyone online")
 async def push(ctx: Ctx, msg: NewPush) -> Pushed:
     """``to`` a list: stored in each inbox (kind ``push``, from ``system``; 404 ``unknown_user``
-    if any is not registered); ``"*"``: every online user, not stored."""
+    if any is not registered); ``"*"``: every online user, not stored. Either takes one token
+    per recipient of the ``system`` bucket (``CIM_RATE_LIMIT``; 429 ``rate_limited``)."""
     check_body(ctx, msg.body)
     if msg.to == "*":
+        await ctx.guard.admit(ctx.redis, SYSTEM_SENDER, None, audience=ctx.keys.online, cost=0)
         result = await _push_online(ctx, msg)
     else:
         targets = sorted(set(msg.to))
@@ -52,6 +54,7 @@ async def push(ctx: Ctx, msg: NewPush) -> Pushed:
                 422, "invalid_request", f"'to' lists 1 to {ctx.settings.group_max} users or is '*'"
             )
         require_known(await unknown_users(ctx, targets))
+        await ctx.guard.admit(ctx.redis, SYSTEM_SENDER, None, cost=len(targets))
         result = await ctx.sender.fan_out(
             sender=SYSTEM_SENDER,
             targets=targets,

@@ -18,6 +18,8 @@ __all__ = [
     "ClientMsgId",
     "DelayMs",
     "Name",
+    "Password",
+    "RESERVED_NAMES",
     "check_body",
     "check_delay",
     "require_known",
@@ -43,6 +45,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 Name = Annotated[str, StringConstraints(pattern=NAME_RE.pattern)]
 """A username or group name: 1-32 of A-Z a-z 0-9 _ . -"""
+
+Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
+
+RESERVED_NAMES = frozenset({"system", "admin", "root", "all", "everyone", "cim"})
+"""Names nobody may take, as a user or a group, in any case (``system`` sends pushes)."""
 
 Body = Annotated[str, StringConstraints(min_length=1)]
 """A message body; its UTF-8 size is checked against ``CIM_MAX_BODY`` (413)."""

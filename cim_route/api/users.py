@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
 
-from cim_route.api.schemas import API_PREFIX, Name
+from cim_route.address import client_address
+from cim_route.api.schemas import API_PREFIX, RESERVED_NAMES, Name, Password
 from cim_route.auth import UserOrService
 from cim_route.context import Ctx
 from cim_route.passwords import hash_password
@@ -19,13 +20,22 @@ router = APIRouter(prefix=API_PREFIX, tags=["users"])
 
 class NewUser(BaseModel):
     username: Name
-    password: Annotated[str, Field(min_length=8, max_length=128)]
+    password: Password
 
 
 @router.post("/users", status_code=201, summary="Register a user")
-async def register(ctx: Ctx, user: NewUser) -> dict[str, str]:
-    """201 ``{username}``; 409 ``username_taken``."""
+async def register(ctx: Ctx, user: NewUser, request: Request) -> dict[str, str]:
+    """201 ``{username}``; 409 ``username_taken`` (names are unique without regard to case, and
+    ``system``, ``admin``, ``root``, ``all``, ``everyone``, ``cim`` are reserved); 429
+    ``rate_limited`` when the client address registers or logs in too often."""
+    address = client_address(request.scope, ctx.proxies)
+    folded = user.username.lower()
+    (taken,) = await ctx.gate.enter(ctx.redis, address, then=[("HEXISTS", ctx.keys.usernames, folded)])
+    if taken or folded in RESERVED_NAMES:
+        raise ApiError(409, "username_taken", f"{user.username} is taken")
     pw_hash = await hash_password(user.password, ctx.settings.scrypt_n)
+    if not await ctx.redis.hsetnx(ctx.keys.usernames, folded, user.username):
+        raise ApiError(409, "username_taken", f"{user.username} is taken")
     key = ctx.keys.user(user.username)
     async with ctx.redis.pipeline(transaction=False) as pipe:
         pipe.hsetnx(key, "pw", pw_hash)

@@ -1,7 +1,17 @@
 --! use _clock _guard
--- May the caller send (token not revoked, a rate-limit token, the recipient exists)?
--- KEYS[1] revoked:<jti>, KEYS[2] the sender's bucket, KEYS[3] users zset
--- ARGV[1] rate (0 = off), ARGV[2] burst, ARGV[3] recipient or ''
+-- May the caller send (token not revoked, rate-limit tokens, the recipient exists)?
+-- KEYS[1..4] and ARGV[1..6]: the checks' inputs (lua/_guard.lua); KEYS[5] (optional): the
+-- audience, a set (a group's members) or a zset (everyone online): the cost is then its size
+-- less ARGV[5] (the members that are not sent to: the sender).
 -- Returns {'ok'} or the refusal of guard().
-return guard(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], now_ms())
-  or {'ok'}
+local audience = KEYS[5]
+if audience then
+  local size
+  if redis.call('TYPE', audience).ok == 'zset' then
+    size = redis.call('ZCARD', audience)
+  else
+    size = redis.call('SCARD', audience)
+  end
+  ARGV[5] = math.max(1, size - tonumber(ARGV[5]))
+end
+return guard(now_ms()) or {'ok'}

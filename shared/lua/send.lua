@@ -1,27 +1,28 @@
 --! use _clock _guard _store
 -- A p2p send in one call: the caller's checks (guard), then the store (store_one), the
 -- recipient's session and, for a new message, its entry in the conversation's history. The
--- checks are skipped when ARGV[1] is '0' (a delayed message firing: they were made when it
+-- checks are skipped when ARGV[1] is '' (a delayed message firing: they were made when it
 -- was scheduled).
--- KEYS[1] revoked:<jti>, KEYS[2] the sender's bucket, KEYS[3] users zset,
--- KEYS[4] recipient's seq, KEYS[5] its inbox, KEYS[6] its session, KEYS[7] the history stream,
--- KEYS[8] idempotency hash (optional)
--- ARGV[1] check (1/0), ARGV[2] rate, ARGV[3] burst, ARGV[4] recipient, ARGV[5] message (msgpack),
--- ARGV[6] retention ms, ARGV[7] max messages, ARGV[8] idempotency ttl s, ARGV[9] message id,
--- ARGV[10] history entry (msgpack, without ts: the entry's 'ts' field holds it)
+-- KEYS[1..4] and ARGV[1..6]: the checks' (lua/_guard.lua); then
+-- KEYS[5] recipient's seq, KEYS[6] its inbox, KEYS[7] its session, KEYS[8] the history stream,
+-- KEYS[9] idempotency hash (optional)
+-- ARGV[7] message (msgpack), ARGV[8] retention ms, ARGV[9] max messages, ARGV[10] idempotency
+-- ttl s, ARGV[11] message id, ARGV[12] history entry (msgpack, without ts: the entry's 'ts'
+-- field holds it), ARGV[13] most entries a history stream keeps
 -- Returns a refusal of guard() or {'ok', new, seq, ts, id, node, status}.
 -- (Sender and recipient keys in one script: on a Redis Cluster this splits into guard.lua and
 -- store_batch.lua, one call per slot.)
 local now = now_ms()
-if ARGV[1] == '1' then
-  local refused = guard(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], now)
+if ARGV[1] ~= '' then
+  local refused = guard(now)
   if refused then return refused end
 end
-local retention = tonumber(ARGV[6])
-local new, seq, ts, id, node, status = store_one(KEYS[4], KEYS[5], KEYS[6], KEYS[8] or false, ARGV[5], now,
-  retention, ARGV[7], ARGV[8], ARGV[9])
+local retention = tonumber(ARGV[8])
+local new, seq, ts, id, node, status = store_one(KEYS[5], KEYS[6], KEYS[7], KEYS[9] or false, ARGV[7], now,
+  retention, ARGV[9], ARGV[10], ARGV[11])
 if new == 1 then
-  redis.call('XADD', KEYS[7], 'MINID', '~', now - retention, '*', 'm', ARGV[10], 'ts', now)
-  redis.call('PEXPIRE', KEYS[7], retention)
+  redis.call('XADD', KEYS[8], 'MINID', '~', now - retention, '*', 'm', ARGV[12], 'ts', now)
+  redis.call('XTRIM', KEYS[8], 'MAXLEN', ARGV[13])
+  redis.call('PEXPIRE', KEYS[8], retention)
 end
 return {'ok', new, seq, ts, id, node, status}

@@ -142,6 +142,20 @@ async def test_revoked_token(node: NodeServer, clients, redis, prefix) -> None:
     assert node.hub.get("alice") is None
 
 
+async def test_token_issued_before_the_users_epoch(node: NodeServer, clients, redis, prefix) -> None:
+    """A kick that revoked alice's tokens (``DELETE /sessions/alice``) holds at the node too."""
+    later, claims = tokens.issue(SECRET, "alice", 60)
+    token, _ = tokens.issue(SECRET, "alice", 60, now=claims.issued_at / 1000 - 1)
+    await redis.hset(Keys(prefix).token_epoch("alice"), mapping={"at": claims.issued_at, "keep": ""})
+    c = await clients(node)
+    await c.send({"t": "login", "token": token})
+    frame = await _error_then_close(c)
+    assert frame["code"] == "bad_token" and "revoked" in frame["reason"]
+    c2 = await clients(node)
+    await c2.send({"t": "login", "token": later})
+    assert (await c2.recv())["t"] == "welcome"
+
+
 async def test_login_timeout(make_node: NodeFactory, clients) -> None:
     node = await make_node(login_timeout_s=0.2)
     c = await clients(node)

@@ -79,8 +79,8 @@ class MemoryStore:
         self.gate: asyncio.Event | None = None
         """When set, inbox reads wait for it (to deliver during a replay)."""
 
-    async def login_state(self, user: str, jti: str) -> tuple[bool, int]:
-        return jti in self.revoked, 0
+    async def login_state(self, user: str, token: tokens.Token) -> tuple[bool, int]:
+        return token.jti in self.revoked, 0
 
     async def claim(self, user: str, conn_id: str) -> Session | None:
         old = self.sessions.get(user)

@@ -19,7 +19,7 @@ from cim_route import create_app
 from cim_route.context import Context
 from shared import bus, sessions
 from shared.registry import MemoryRegistry, NodeInfo, NodeRegistry
-from shared.settings import RouteSettings
+from shared.settings import RateLimit, RouteSettings
 from tests.conftest import SECRET
 from tests.harness import API_KEY, eventually
 
@@ -96,6 +96,7 @@ async def make_route(nats_service: Service, redis_service: Service, prefix: str)
                 "api_keys": (API_KEY,),
                 "scrypt_n": 1024,
                 "scheduler_poll_ms": 50,
+                "auth_rate": RateLimit(0, 0),  # tests register many users from one address
                 **overrides,
             }
             settings = RouteSettings(**values)

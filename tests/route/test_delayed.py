@@ -99,7 +99,7 @@ async def test_crashed_claimer_only_delays(route: RouteUnderTest) -> None:
         body="lost-after-store",
         msg_id="job-lost-after-store",
         idem_scope="delayed:job-lost-after-store",
-        revoked_key=None,
+        token=None,
     )
     # its lease ends now
     for raw in await ctx.redis.zrange(ctx.keys.delayed, 0, -1):

@@ -13,25 +13,22 @@ async def test_create_list_and_members(route: RouteUnderTest) -> None:
     bob = await route.user("bob")
     await route.user("cid")
     resp = await route.http.post("/groups", json={"name": "team", "members": ["bob", "bob"]}, headers=ann)
-    assert resp.status_code == 201 and resp.json() == {"name": "team", "members": ["ann", "bob"]}
-    envelope(
-        await route.http.post("/groups", json={"name": "team", "members": []}, headers=bob),
-        409,
-        "group_exists",
-    )
+    assert resp.status_code == 201
+    assert resp.json() == {"name": "team", "owner": "ann", "members": ["ann", "bob"]}
+    for taken in ("team", "TEAM", "System", "everyone"):
+        envelope(
+            await route.http.post("/groups", json={"name": taken, "members": []}, headers=bob),
+            409,
+            "group_exists",
+        )
     envelope(
         await route.http.post("/groups", json={"name": "t2", "members": ["zed"]}, headers=ann),
         404,
         "unknown_user",
     )
     envelope(await route.http.post("/groups", json={"name": "bad name"}, headers=ann), 422, "invalid_request")
-    resp = await route.http.post(
-        "/groups/team/members", json={"add": ["cid"], "remove": ["bob"]}, headers=bob
-    )
-    assert resp.json() == {"name": "team", "members": ["ann", "cid"]}
-    envelope(
-        await route.http.post("/groups/team/members", json={"add": ["bob"]}, headers=bob), 403, "not_member"
-    )
+    resp = await route.http.post("/groups/team/members", json={"add": ["cid"]}, headers=ann)
+    assert resp.json() == {"name": "team", "owner": "ann", "members": ["ann", "bob", "cid"]}
     envelope(
         await route.http.post("/groups/nope/members", json={"add": ["bob"]}, headers=ann),
         404,
@@ -40,10 +37,32 @@ async def test_create_list_and_members(route: RouteUnderTest) -> None:
     envelope(
         await route.http.post("/groups/team/members", json={"add": ["zed"]}, headers=ann), 404, "unknown_user"
     )
-    assert (await route.http.get("/groups", headers=ann)).json() == {
-        "groups": [{"name": "team", "members": ["ann", "cid"]}]
+    assert (await route.http.get("/groups", headers=bob)).json() == {
+        "groups": [{"name": "team", "owner": "ann", "members": ["ann", "bob", "cid"]}]
     }
-    assert (await route.http.get("/groups", headers=bob)).json() == {"groups": []}
+
+
+async def test_only_the_owner_changes_members(route: RouteUnderTest) -> None:
+    ann = await route.user("ann")
+    bob = await route.user("bob")
+    cid = await route.user("cid")
+    await route.user("dan")
+    await route.http.post("/groups", json={"name": "team", "members": ["bob", "cid"]}, headers=ann)
+    members = "/groups/team/members"
+    for change in ({"remove": ["ann"]}, {"add": ["dan"]}, {"remove": ["cid"]}, {"owner": "bob"}):
+        envelope(await route.http.post(members, json=change, headers=bob), 403, "not_owner")
+    # the owner stays a member until it hands the group over
+    envelope(await route.http.post(members, json={"remove": ["ann"]}, headers=ann), 422, "invalid_request")
+    envelope(await route.http.post(members, json={"owner": "dan"}, headers=ann), 422, "invalid_request")
+    # any member leaves
+    resp = await route.http.post(members, json={"remove": ["cid"]}, headers=cid)
+    assert resp.status_code == 200 and resp.json()["members"] == ["ann", "bob"]
+    envelope(await route.http.post(members, json={"add": ["cid"]}, headers=cid), 403, "not_member")
+    # hand over and leave in one call; the new owner rules from now on
+    resp = await route.http.post(members, json={"owner": "bob", "remove": ["ann"]}, headers=ann)
+    assert resp.json() == {"name": "team", "owner": "bob", "members": ["bob"]}
+    assert (await route.http.post(members, json={"add": ["dan"]}, headers=bob)).status_code == 200
+    assert (await route.http.get("/groups", headers=ann)).json() == {"groups": []}
 
 
 async def test_group_size_limit(make_route) -> None:
@@ -79,6 +98,7 @@ async def test_group_message_fan_out(route: RouteUnderTest, nc) -> None:
     await route.http.post(
         "/groups", json={"name": "team", "members": ["bob", "cid", "dan", "eve"]}, headers=ann
     )
+    await route.ctx.nats.flush(timeout=2)  # the p2p delivery is out before the subscriptions
     sub_a = await nc.subscribe(f"cim.node.{route.node}")
     sub_b = await nc.subscribe(f"cim.node.{other}")
     await nc.flush()
