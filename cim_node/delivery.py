@@ -51,11 +51,10 @@ class Delivery:
         self._subs = []
 
     def deliver(self, items: list[bus.Item]) -> None:
-        """Hand each frame to its recipient's connection, if that user is here."""
-        users = self._hub.get
+        """Hand each frame to every connection (device) of its recipient here."""
+        devices = self._hub.devices
         for item in items:
-            conn = users(item.to)
-            if conn is not None:
+            for conn in devices(item.to):
                 conn.deliver(item)
 
     def broadcast(self, msg: dict[str, Any], exclude: str | None) -> None:
@@ -76,7 +75,7 @@ class Delivery:
             if kind == "msgs":
                 self.deliver(bus.deliveries(payload))
             elif kind == "kick":
-                self._hub.kick(payload["user"], payload["reason"], payload.get("conn"))
+                self._hub.kick(payload["user"], payload["reason"], payload.get("conn"), payload.get("device"))
             elif kind == "drain":
                 self._on_drain()
             else:

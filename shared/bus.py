@@ -9,8 +9,9 @@ Subjects:
     (length prefix included, ``shared.protocol.encode``), so a node neither
     decodes nor encodes it: it writes those bytes. ``to``, ``seq``, ``ts`` and
     ``kind`` repeat what the node needs of it (recipient, ordering, metrics).
-  - ``{"k": "kick", "user": str, "conn": str | None, "reason": str}`` -- close
-    that user's connection (only if it is ``conn``, when given).
+  - ``{"k": "kick", "user": str, "conn": str | None, "reason": str, "device": str | None}``
+    -- close that user's connection ``conn`` (when given), else its ``device``'s (when
+    given), else all of them.
   - ``{"k": "drain"}`` -- stop taking logins and move the clients away.
 - ``cim.broadcast``: ``{"k": "broadcast", "msg": msg frame, "exclude": str | None}``
   -- every node writes it to all its users but ``exclude``; ``to`` is filled
@@ -39,6 +40,7 @@ __all__ = [
     "kick",
     "msgs",
     "node_subject",
+    "owner",
     "unpack",
 ]
 
@@ -46,7 +48,8 @@ BROADCAST_SUBJECT = "cim.broadcast"
 
 
 class Item(NamedTuple):
-    """One item of a ``msgs`` payload: a ``msg`` frame, encoded, and what a node needs of it."""
+    """One item of a ``msgs`` payload: a ``msg`` frame, encoded, and what a node needs of it
+    (``to``: the user whose devices get it, ``bus.owner``)."""
 
     to: str
     seq: int
@@ -63,18 +66,24 @@ def _pack(payload: dict[str, Any]) -> bytes:
     return msgpack.packb(payload, use_bin_type=True)
 
 
+def owner(m: dict[str, Any]) -> str:
+    """Whose inbox a ``msg`` frame belongs to: ``to``, but a carbon's is its sender's."""
+    return m["from"] if m.get("carbon") else m["to"]
+
+
 def msgs(items: list[dict[str, Any]]) -> bytes:
-    """Deliveries of complete ``msg`` frames (each with ``to``) to one node."""
+    """Deliveries of complete ``msg`` frames (each with ``to``) to one node, each to its
+    ``owner``'s devices."""
     return _pack(
         {
             "k": "msgs",
-            "d": [[m["to"], m.get("seq", 0), m.get("ts", 0), m.get("kind", ""), encode(m)] for m in items],
+            "d": [[owner(m), m.get("seq", 0), m.get("ts", 0), m.get("kind", ""), encode(m)] for m in items],
         }
     )
 
 
-def kick(user: str, reason: str, conn: str | None = None) -> bytes:
-    return _pack({"k": "kick", "user": user, "conn": conn, "reason": reason})
+def kick(user: str, reason: str, conn: str | None = None, device: str | None = None) -> bytes:
+    return _pack({"k": "kick", "user": user, "conn": conn, "reason": reason, "device": device})
 
 
 def drain() -> bytes:

@@ -176,6 +176,8 @@ class NodeSettings(CommonSettings):
     """Kicks per second while draining, so the others' logins don't stampede."""
     drain_timeout_s: float = 60.0
     """Longest a drain (bus ``drain`` or SIGTERM) may take before the rest are closed at once."""
+    max_devices: int = 5
+    """Devices of one user online at once; a login past it kicks the longest-connected one."""
 
     def validate(self) -> None:
         CommonSettings.validate(self)
@@ -185,6 +187,8 @@ class NodeSettings(CommonSettings):
             raise SettingsError(detail="CIM_WRITE_BUFFER must be at least CIM_MAX_FRAME")
         if self.drain_rate <= 0:
             raise SettingsError(detail="CIM_DRAIN_RATE must be positive")
+        if self.max_devices <= 0:
+            raise SettingsError(detail="CIM_MAX_DEVICES must be positive")
 
     @property
     def public_host(self) -> str:
@@ -216,6 +220,8 @@ class RouteSettings(CommonSettings):
     """How long the route tries to reach NATS at start before it gives up (exit non-zero)."""
     scheduler_poll_ms: int = 200
     """How often the route looks for delayed messages that fell due."""
+    edit_window_s: int = 86400
+    """How long after a send its sender may edit or recall it."""
 
     def validate(self) -> None:
         CommonSettings.validate(self)

@@ -1,6 +1,7 @@
 """Login tokens: signed JWTs (HS256) that any node verifies without calling the route.
 
-A token carries the username (``sub``), an expiry (``exp``) and an id (``jti``)
+A token carries the username (``sub``), the device (``dev``, v0.2; a token
+without one is for device ``default``), an expiry (``exp``) and an id (``jti``)
 so that ``POST /logout`` can revoke it: the revocation list lives in Redis
 (``keys.revoked(jti)``) and expires with the token itself.
 """
@@ -15,9 +16,10 @@ import jwt
 
 from shared.errors import TokenError
 
-__all__ = ["Token", "issue", "verify"]
+__all__ = ["DEFAULT_DEVICE", "Token", "issue", "verify"]
 
 _ALGORITHM = "HS256"
+DEFAULT_DEVICE = "default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,15 +29,21 @@ class Token:
     username: str
     jti: str
     expires_at: int
+    device: str = DEFAULT_DEVICE
 
 
-def issue(secret: str, username: str, ttl_s: int, now: float | None = None) -> tuple[str, Token]:
-    """Sign a token for ``username`` valid ``ttl_s`` seconds; return it with its claims."""
+def issue(
+    secret: str, username: str, ttl_s: int, now: float | None = None, device: str = DEFAULT_DEVICE
+) -> tuple[str, Token]:
+    """Sign a token for ``username`` on ``device`` valid ``ttl_s`` seconds; return it with its claims."""
     now = time.time() if now is None else now
     # The JWT ``exp`` has whole seconds; expires_at says the same instant, so issue and verify agree.
-    claims = Token(username=username, jti=secrets.token_hex(12), expires_at=int(now + ttl_s) * 1000)
+    claims = Token(
+        username=username, jti=secrets.token_hex(12), expires_at=int(now + ttl_s) * 1000, device=device
+    )
+    payload = {"sub": username, "dev": device, "jti": claims.jti, "iat": int(now), "exp": int(now + ttl_s)}
     encoded = jwt.encode(
-        {"sub": username, "jti": claims.jti, "iat": int(now), "exp": claims.expires_at // 1000},
+        payload,
         secret,
         algorithm=_ALGORITHM,
     )
@@ -57,7 +65,7 @@ def verify(secret: str, token: object) -> Token:
         raise TokenError(detail="token expired") from exc
     except jwt.PyJWTError as exc:
         raise TokenError(detail="token invalid") from exc
-    sub, jti = claims["sub"], claims["jti"]
-    if not isinstance(sub, str) or not isinstance(jti, str):
+    sub, jti, device = claims["sub"], claims["jti"], claims.get("dev", DEFAULT_DEVICE)
+    if not isinstance(sub, str) or not isinstance(jti, str) or not isinstance(device, str):
         raise TokenError(detail="token invalid")
-    return Token(username=sub, jti=jti, expires_at=int(claims["exp"]) * 1000)
+    return Token(username=sub, jti=jti, expires_at=int(claims["exp"]) * 1000, device=device)

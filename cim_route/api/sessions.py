@@ -21,19 +21,14 @@ log = logging.getLogger(__name__)
 
 @router.delete("/sessions/{username}", status_code=204, summary="Kick a user")
 async def kick(ctx: Ctx, username: Annotated[str, Path(pattern=NAME_RE.pattern)]) -> Response:
-    """204: the user's connection gets ``kick{revoked}`` and its session is released (204 too
-    when it has none); 404 ``unknown_user``."""
-    async with ctx.redis.pipeline(transaction=False) as pipe:
-        pipe.exists(ctx.keys.user(username))
-        pipe.hmget(ctx.keys.session(username), "node", "conn")
-        exists, (node, conn) = await pipe.execute()
-    if not exists:
+    """204: every connection (device) of the user gets ``kick{revoked}`` and its session is
+    released (204 too when it has none); 404 ``unknown_user``."""
+    if not await ctx.redis.exists(ctx.keys.user(username)):
         raise ApiError(404, "unknown_user", f"no such user: {username}")
-    if node is not None:
-        node_id, conn_id = node.decode(), conn.decode() if conn else None
+    for d in await sessions.devices(ctx.redis, ctx.keys, username):
         await ctx.nats.publish(
-            bus.node_subject(node_id), bus.kick(username, KickReason.REVOKED.value, conn_id)
+            bus.node_subject(d.node), bus.kick(username, KickReason.REVOKED.value, d.conn, d.device)
         )
-        await sessions.release(ctx.redis, ctx.scripts, ctx.keys, username, node_id, conn_id or "*")
-        log.info("session of %s on node %s kicked by an operator", username, node_id)
+        await sessions.release(ctx.redis, ctx.scripts, ctx.keys, username, d.device, d.node, d.conn)
+        log.info("session of %s/%s on node %s kicked by an operator", username, d.device, d.node)
     return Response(status_code=204)

@@ -79,6 +79,7 @@ async def test_group_message_fan_out(route: RouteUnderTest, nc) -> None:
     await route.http.post(
         "/groups", json={"name": "team", "members": ["bob", "cid", "dan", "eve"]}, headers=ann
     )
+    await settle(route, nc)  # the first message (and its carbon) went out before these subscribe
     sub_a = await nc.subscribe(f"cim.node.{route.node}")
     sub_b = await nc.subscribe(f"cim.node.{other}")
     await nc.flush()
@@ -87,6 +88,9 @@ async def test_group_message_fan_out(route: RouteUnderTest, nc) -> None:
     msg_id = resp.json()["id"]
     items_a = (await next_payload(sub_a))["items"]
     items_b = (await next_payload(sub_b))["items"]
+    carbon = [i for i in items_a if i.get("carbon")]
+    assert [(i["from"], i["to"], i["seq"]) for i in carbon] == [("ann", "team", 2)]  # ann's devices
+    items_a = [i for i in items_a if not i.get("carbon")]
     assert sorted((i["to"], i["seq"]) for i in items_a) == [("bob", 2), ("cid", 1)]
     assert [(i["to"], i["seq"]) for i in items_b] == [("dan", 1)]
     for item in items_a + items_b:
