@@ -29,7 +29,10 @@ class Client:
     needs a node or a fresh token; with only ``token`` it can make HTTP calls
     and connect to ``node`` (keyword), but cannot move to another node.
     ``last_seq`` is the highest seq the application already holds (from a
-    previous run); without it the node replays after the server-side ack cursor.
+    previous run); without it the node replays after the server-side ack cursor (each
+    ``device`` has its own; a device's first login starts after the newest any device of
+    the user acked). ``device`` names this client among the user's devices (v0.2): a login
+    of the same device elsewhere replaces this one (``duplicate_login``).
     ``on_message`` replaces the queue behind ``messages()``: it is awaited for
     each message in order, and the message counts as taken when it returns.
     """
@@ -50,9 +53,11 @@ class Client:
         backoff_max: float = 10.0,
         http: httpx.AsyncClient | None = None,
         node: NodeAddress | None = None,
+        device: str = "default",
     ) -> None:
         self.route_url = route_url.rstrip("/")
         self.username = username
+        self.device = device
         self.password = password
         self.token = token
         self._route = RouteHttp(route_url, http)
@@ -140,7 +145,10 @@ class Client:
         The next ``connect()`` uses this answer rather than logging in again.
         """
         answer = await self._call(
-            "POST", "/login", json={"username": self.username, "password": self._need_password()}, auth=False
+            "POST",
+            "/login",
+            json={"username": self.username, "password": self._need_password(), "device": self.device},
+            auth=False,
         )
         self.token = answer["token"]
         self.node = NodeAddress.from_wire(answer["node"])
@@ -152,7 +160,7 @@ class Client:
         await self._call("POST", "/logout")
 
     async def me(self) -> dict[str, Any]:
-        """``GET /me`` -> ``{username, online, node}``."""
+        """``GET /me`` -> ``{username, online, node, devices: [{device, node}]}``."""
         return await self._call("GET", "/me")
 
     async def send(
