@@ -221,6 +221,34 @@ class Client:
         answer = await self._call("GET", "/history", params=params)
         return [Message.from_wire(m) for m in answer["messages"]]
 
+    # ----- v0.2: receipts, typing, edits ------------------------------------------------
+
+    async def read(self, *, with_user: str | None = None, group: str | None = None, ts: int) -> None:
+        """``POST /read``: I read the conversation with ``with_user`` (or ``group``) up to
+        ``ts``. The other side and my other devices get a ``receipt`` (p2p only); a ``ts`` at
+        or before the last one sends nothing."""
+        await self._call("POST", "/read", json=_conversation(with_user, group, "with") | {"ts": ts})
+
+    async def read_cursors(self, group: str) -> dict[str, int]:
+        """``GET /read?group=``: member -> the ts it read the group up to."""
+        return dict((await self._call("GET", "/read", params={"group": group}))["reads"])
+
+    async def typing(self, *, to: str | None = None, group: str | None = None) -> None:
+        """``POST /typing``: the other side's devices get a seq-0 ``typing`` (at most one a
+        second per conversation reaches them; calling more often is harmless)."""
+        await self._call("POST", "/typing", json=_conversation(to, group, "to"))
+
+    async def edit(self, msg_id: str, body: str) -> None:
+        """``PATCH /messages/{id}``: my message ``msg_id`` now reads ``body`` (an ``edit`` to
+        every recipient and my devices). ``CimApiError`` 403 ``not_sender``, 404
+        ``unknown_message``, 409 ``too_late``."""
+        await self._call("PATCH", f"/messages/{msg_id}", json={"body": body})
+
+    async def recall(self, msg_id: str) -> None:
+        """``DELETE /messages/{id}``: take my message back (a ``recall``; history leaves it
+        out). Errors as ``edit``."""
+        await self._call("DELETE", f"/messages/{msg_id}")
+
     async def pick_node(self) -> NodeAddress:
         """``POST /connect``: a node to connect to, for the token this client holds."""
         answer = await self._call("POST", "/connect")
@@ -281,6 +309,12 @@ class Client:
     async def wait_for_state(self, state: ConnectionState, timeout: float) -> None:
         """Return once ``state`` is the current state; ``TimeoutError`` after ``timeout`` s."""
         await self._link.wait_for_state(state, timeout)
+
+
+def _conversation(user: str | None, group: str | None, user_field: str) -> dict[str, str]:
+    if (user is None) == (group is None):
+        raise ValueError(f"give exactly one of {user_field} and group")
+    return {user_field: user} if user is not None else {"group": group}  # type: ignore[dict-item]
 
 
 def _send_payload(body: str, client_msg_id: str | None, delay_ms: int | None, **extra: str) -> dict[str, Any]:

@@ -86,6 +86,15 @@ class History:
                 pipe.execute_command("PEXPIRE", key, self._retention_ms)
             await pipe.execute()
 
+    async def _edited(self, edits_key: str, entries: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+        """``entries`` with their edits applied (None for a recalled one): one HMGET a page."""
+        changes = await self._redis.hmget(edits_key, [e["id"] for e in entries])
+        out: list[dict[str, Any] | None] = []
+        for entry, raw in zip(entries, changes, strict=True):
+            change = msgpack.unpackb(raw, raw=False) if raw is not None else {}
+            out.append(None if change.get("recalled") else {**entry, **change})
+        return out
+
     def _to_expire(self, keys: set[str], now: int) -> list[str]:
         """The ones of ``keys`` whose expiry was not pushed out lately: once per
         minute (or 1 % of the retention, if less) is enough: a conversation then lives at
@@ -97,16 +106,23 @@ class History:
             self._expired_at[key] = now
         return due
 
-    async def read(self, key: str, *, before: int | None, q: str | None, limit: int) -> list[dict[str, Any]]:
+    async def read(
+        self, key: str, *, before: int | None, q: str | None, limit: int, edits_key: str | None = None
+    ) -> list[dict[str, Any]]:
         """Up to ``limit`` entries of ``key``, newest first, with ``ts < before`` and ``q``
-        (case-insensitive) in the body when given."""
+        (case-insensitive) in the body when given. ``edits_key``: the conversation's edits
+        (v0.2): an edited entry shows its new body and ``edited_ts``, a recalled one is left out."""
         needle = q.casefold() if q else None
         top = "+" if before is None else str(before + _LAG_MS)
         found: list[dict[str, Any]] = []
         while len(found) < limit:
             page = await self._redis.xrevrange(key, max=top, min="-", count=_PAGE)
-            for _, fields in page:
-                entry = msgpack.unpackb(fields[b"m"], raw=False)
+            entries = [msgpack.unpackb(fields[b"m"], raw=False) for _, fields in page]
+            if edits_key is not None and entries:
+                entries = await self._edited(edits_key, entries)
+            for (_, fields), entry in zip(page, entries, strict=True):
+                if entry is None:  # recalled
+                    continue
                 if b"ts" in fields:  # written by send.lua, which knows the time only there
                     entry["ts"] = int(fields[b"ts"])
                 if before is not None and entry["ts"] >= before:

@@ -219,6 +219,19 @@ class Sender:
         log.debug("%s %s from %s to %d online users", kind.value, msg_id, sender, recipients)
         return FanOut(msg_id, recipients)
 
+    async def live_only(
+        self, *, sender: str, kind: MessageKind, targets: dict[str, list[str]], group: str | None = None
+    ) -> None:
+        """A seq-0 message (not stored: ``typing``) to every device of each user of
+        ``targets`` (user -> the nodes its devices are on)."""
+        fields = message(id=new_message_id(), kind=kind, sender=sender, body="", group=group)
+        ts = now_ms()
+        by_node: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for user, nodes in targets.items():
+            for node in nodes:
+                by_node[node].append(frame(fields, seq=0, ts=ts, to=user))
+        await self._publish(by_node)
+
     async def _publish(self, by_node: dict[str, list[dict[str, Any]]]) -> None:
         """One publish per node (split only if it would pass NATS's max payload)."""
         for node, frames in by_node.items():

@@ -27,6 +27,7 @@ __all__ = [
     "claim",
     "claimed",
     "devices",
+    "nodes",
     "queue_claim",
     "queue_release",
     "release",
@@ -136,6 +137,11 @@ async def devices(redis: Redis, keys: Keys, user: str) -> list[Device]:
         node, conn, since = _text(value).split(" ")
         found.append(Device(_text(device), node, conn, int(since)))
     return sorted(found, key=lambda d: (d.since, d.device))
+
+
+def nodes(values: list[bytes | str]) -> list[str]:
+    """The distinct nodes of a user's session hash values (its ``HVALS``)."""
+    return sorted({_text(v).split(" ", 1)[0] for v in values})
 
 
 async def sweep_node(redis: Redis, scripts: Scripts, keys: Keys, node: str) -> int:

@@ -47,4 +47,5 @@ async def history(
         assert group is not None
         await load_members(ctx, group, caller.username)
         key = ctx.keys.group_history(group)
-    return HistoryPage(messages=await ctx.history.read(key, before=before, q=q, limit=limit))
+    page = await ctx.history.read(key, before=before, q=q, limit=limit, edits_key=ctx.keys.edits(key))
+    return HistoryPage(messages=page)
