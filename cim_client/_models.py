@@ -45,6 +45,8 @@ class Message:
     read_ts: int | None = None
     ref: str | None = None
     edited_ts: int | None = None
+    device: str | None = None
+    """Of a carbon: which of my devices did it (when the route knew)."""
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> Message:
@@ -63,6 +65,7 @@ class Message:
             read_ts=data.get("read_ts"),
             ref=data.get("ref"),
             edited_ts=data.get("edited_ts"),
+            device=data.get("device"),
         )
 
 

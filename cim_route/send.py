@@ -4,8 +4,9 @@ NATS publish per node that has recipients online.
 A p2p send is one ``send.lua`` call -- the caller's checks (``cim_route.guard``), the store,
 the recipient's sessions, the carbon in the sender's own inbox, the history entry and the
 message's reference (for edits) -- coalesced with the other requests of the same loop turn into
-one pipeline (``cim_route.batcher``). A carbon (``carbon: true``, ``to`` the addressee) goes to
-every device of the sender, as the message goes to every device of the recipient. A stored
+one pipeline (``cim_route.batcher``). A carbon (``carbon: true``, ``to`` the addressee, and
+``device``: the sender's device it came from, when known) goes to every device of the sender,
+as the message goes to every device of the recipient. A stored
 fan-out (group, push to a list) is one ``store_batch.lua`` call per ``shared.inbox.BATCH``
 recipients with the message packed once; then the frames of the recipients that are online
 are grouped by node and published once per node. Not-stored kinds (broadcast, push to
@@ -94,7 +95,15 @@ class Sender:
         """A message's reference outlives its edit window, so a late edit is 409, not 404."""
 
     async def direct(
-        self, *, sender: str, to: str, body: str, msg_id: str, idem_scope: str | None, revoked_key: str | None
+        self,
+        *,
+        sender: str,
+        to: str,
+        body: str,
+        msg_id: str,
+        idem_scope: str | None,
+        revoked_key: str | None,
+        device: str | None = None,
     ) -> Direct:
         """A p2p message: ``delivered`` when ``to`` has a session, else ``stored``. With
         ``idem_scope`` a repeat returns the first answer and stores nothing. ``revoked_key``:
@@ -102,7 +111,7 @@ class Sender:
         call (401, 429, 404); None for a delayed message falling due (checked when scheduled)."""
         start = time.perf_counter()
         fields = message(id=msg_id, kind=MessageKind.P2P, sender=sender, body=body)
-        carbon = {**fields, "carbon": True, "to": to}
+        carbon = _carbon(fields, to, device)
         k = self._keys
         script_keys = [*self._guard.keys(revoked_key or "", sender), k.seq(to), k.inbox(to), k.session(to)]
         script_keys += (k.dm_history(sender, to), k.seq(sender), k.inbox(sender), k.session(sender))
@@ -149,6 +158,7 @@ class Sender:
         idem_scope: str | None = None,
         extra: dict[str, Any] | None = None,
         carbon_to: str | None = None,
+        device: str | None = None,
     ) -> FanOut:
         """A stored message to each of ``targets``, each with its own seq (kind group, push,
         or a v0.2 event: receipt, edit, recall, whose own fields are ``extra``). With
@@ -160,7 +170,7 @@ class Sender:
         fields = {**message(id=msg_id, kind=kind, sender=sender, body=body, group=group), **(extra or {})}
         if kind is MessageKind.GROUP and group is not None:
             carbon_to = group
-        carbon = None if carbon_to is None else {**fields, "carbon": True, "to": carbon_to}
+        carbon = None if carbon_to is None else _carbon(fields, carbon_to, device)
         then = []
         if kind is MessageKind.GROUP and group is not None:
             ref = self._keys.message_ref(msg_id)
@@ -249,6 +259,14 @@ class Sender:
 
     def _accepted(self, kind: MessageKind, start: float) -> None:
         self._metrics.accepted(kind.value, time.perf_counter() - start)
+
+
+def _carbon(fields: dict[str, Any], to: str, device: str | None) -> dict[str, Any]:
+    """The sender's copy of ``fields``: addressed to ``to``, saying which device sent it."""
+    out = {**fields, "carbon": True, "to": to}
+    if device is not None:
+        out["device"] = device
+    return out
 
 
 def _payloads(frames: list[dict[str, Any]], limit: int) -> list[bytes]:

@@ -75,6 +75,7 @@ async def _change(ctx: Context, caller: SendingCaller, msg_id: str, kind: Messag
         group=ref.get("group"),
         extra={"ref": msg_id},
         carbon_to=addressee,
+        device=caller.token.device,
     )
 
 

@@ -78,6 +78,7 @@ async def read(ctx: Ctx, caller: Sending, body: Read) -> Response:
         msg_id=new_message_id(),
         extra={"with": peer, "read_ts": body.ts},
         carbon_to=peer,
+        device=caller.token.device,
     )
     return Response(status_code=204)
 

@@ -68,6 +68,7 @@ async def test_two_devices_on_two_nodes_get_messages_and_carbons(cluster: Cluste
             (from_phone.id, "alice", "bob", True),
         ]
         assert [m.seq for m in got] == [1, 2, 3]  # one seq stream per user, every device sees it
+        assert [m.device for m in got] == [None, "laptop", "phone"]  # which device sent it
         await _nothing_more(device)
     got = await _take(bob, 3)  # bob's own send first: its carbon
     assert [(m.id, m.carbon, m.seq) for m in got] == [
