@@ -91,8 +91,9 @@ class Sender:
         self._batcher = batcher
         self._retention = Retention(settings.retention_s, settings.retention_count, settings.idempotency_s)
         self._store_args = [self._retention.seconds * 1000, settings.retention_count, settings.idempotency_s]
-        self._ref_ms = max(settings.edit_window_s, settings.retention_s) * 1000
-        """A message's reference outlives its edit window, so a late edit is 409, not 404."""
+        self._ref_ms = 2 * settings.edit_window_s * 1000
+        """A message's reference outlives its edit window (as long again), so a late edit is
+        409 ``too_late`` for a while before it is 404 ``unknown_message``."""
 
     async def direct(
         self,

@@ -1,0 +1,59 @@
+"""My own messages as the chat knows them: what this device sent (so that the carbon of it is
+not shown twice), my latest message (what ``:edit`` and ``:recall`` change by default) and the
+numbers the last ``:h`` gave messages (``:edit N``)."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from cim_client import Message
+
+__all__ = ["MyMessages"]
+
+REMEMBERED = 1000
+"""Ids of messages sent from here that are remembered (their carbons come within seconds)."""
+
+
+@dataclass
+class MyMessages:
+    """What ``:edit`` / ``:recall`` may refer to, and which carbons to leave unprinted."""
+
+    me: str
+    last: str | None = None
+    """Id of my latest message, sent from here or from another device."""
+    numbered: dict[int, Message] = field(default_factory=dict)
+    _sent_here: deque[str] = field(default_factory=lambda: deque(maxlen=REMEMBERED))
+
+    def sent(self, msg_id: str) -> None:
+        """This device sent ``msg_id``."""
+        self._sent_here.append(msg_id)
+        self.last = msg_id
+
+    def seen(self, msg: Message) -> bool:
+        """Note a message that came in; True when it is the carbon of a send from here (the
+        chat printed that line already when it sent it)."""
+        if not msg.carbon or msg.kind not in ("p2p", "group"):
+            return False
+        if msg.id in self._sent_here:
+            return True
+        self.last = msg.id
+        return False
+
+    def number(self, newest_first: list[Message]) -> list[tuple[int, Message]]:
+        """Number a ``:h`` page, oldest first from 1; remember the numbers."""
+        self.numbered = dict(enumerate(reversed(newest_first), start=1))
+        return list(self.numbered.items())
+
+    def pick(self, number: int | None) -> str:
+        """The id ``:edit`` / ``:recall`` mean; ``LookupError`` with a text for the user."""
+        if number is None:
+            if self.last is None:
+                raise LookupError("nothing of mine to change yet (or give a number from :h)")
+            return self.last
+        msg = self.numbered.get(number)
+        if msg is None:
+            raise LookupError(f"no message {number} in the last :h")
+        if msg.sender != self.me:
+            raise LookupError(f"message {number} is {msg.sender}'s, not mine")
+        return msg.id
