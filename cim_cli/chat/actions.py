@@ -194,7 +194,7 @@ class Actions:
         if not messages:
             say("info", f"-- {title}: nothing --")
             return
-        say("info", f"-- {title}: {len(messages)} (:edit N / :recall N change mine) --")
+        say("info", f"-- {title}: {len(messages)} --")
         for number, msg in self.mine.number(messages):
             show(format_message(msg, self.me, number=number))
         say("info", "-- end --")
