@@ -87,7 +87,7 @@ class Actions:
         self.route = route
         self.roster = roster
         self.peers = peers
-        self.mine = mine if mine is not None else MyMessages(client.username)
+        self.mine = mine if mine is not None else MyMessages(client.username, client.device)
         self.target: Target | None = None
         """Where plain text goes (``:to``); ``None``: everyone online."""
         self.quit = False

@@ -1,18 +1,15 @@
-"""My own messages as the chat knows them: what this device sent (so that the carbon of it is
-not shown twice), my latest message (what ``:edit`` and ``:recall`` change by default) and the
-numbers the last ``:h`` gave messages (``:edit N``)."""
+"""My own messages as the chat knows them: which carbons to leave unprinted (those of sends
+from this device: the chat echoed them when it sent them), my latest message (what ``:edit``
+and ``:recall`` change by default) and the numbers the last ``:h`` gave messages
+(``:edit N``)."""
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 
 from cim_client import Message
 
 __all__ = ["MyMessages"]
-
-REMEMBERED = 1000
-"""Ids of messages sent from here that are remembered (their carbons come within seconds)."""
 
 
 @dataclass
@@ -20,22 +17,21 @@ class MyMessages:
     """What ``:edit`` / ``:recall`` may refer to, and which carbons to leave unprinted."""
 
     me: str
+    device: str
     last: str | None = None
     """Id of my latest message, sent from here or from another device."""
     numbered: dict[int, Message] = field(default_factory=dict)
-    _sent_here: deque[str] = field(default_factory=lambda: deque(maxlen=REMEMBERED))
 
     def sent(self, msg_id: str) -> None:
         """This device sent ``msg_id``."""
-        self._sent_here.append(msg_id)
         self.last = msg_id
 
     def seen(self, msg: Message) -> bool:
-        """Note a message that came in; True when it is the carbon of a send from here (the
-        chat printed that line already when it sent it)."""
+        """Note a message that came in; True when it is the carbon of a send from this device.
+        (Told by the carbon's ``device``, not by the send's answer: the carbon may come first.)"""
         if not msg.carbon or msg.kind not in ("p2p", "group"):
             return False
-        if msg.id in self._sent_here:
+        if msg.device == self.device:
             return True
         self.last = msg.id
         return False

@@ -111,7 +111,7 @@ class ChatScreen:
     async def run(self, client: Client, ask_password: Callable[[str], Awaitable[str]]) -> int:
         """Prompt until quit; close the session (``bye``) whatever happens."""
         self._client, self._ask_password = client, ask_password
-        self._mine = MyMessages(client.username)
+        self._mine = MyMessages(client.username, client.device)
         self._signals = Signals(client)
         self._signals.start()
         self._actions = Actions(client, self.route, self.roster, self._peers, self._mine)
