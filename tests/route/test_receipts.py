@@ -1,5 +1,6 @@
 """v0.2 calls on the route: /read (group cursors), /typing to a group, edits of group
-messages, the edit window, bad input; what lands in the inboxes (real Redis and NATS)."""
+messages, the edit window, bad input, idempotent carbons; what lands in the inboxes (real
+Redis and NATS)."""
 
 from __future__ import annotations
 
@@ -123,3 +124,26 @@ async def test_too_late_to_edit(make_route: MakeRoute) -> None:
         await route.http.patch(f"/messages/{sent['id']}", json={"body": "x"}, headers=ann), 409, "too_late"
     )
     assert [m["kind"] for m in await read_after(route.ctx.redis, route.ctx.keys, "bob", 0)] == ["p2p"]
+
+
+async def test_a_retried_send_stores_neither_copy_twice(route: RouteUnderTest) -> None:
+    """client_msg_id covers the carbon too: p2p and group sends retried store nothing new."""
+    auth = await _team(route)
+    ann = auth["ann"]
+    for _ in range(2):
+        p2p = await route.http.post(
+            "/messages", json={"to": "bob", "body": "once", "client_msg_id": "k1"}, headers=ann
+        )
+        group = await route.http.post(
+            "/groups/team/messages", json={"body": "once", "client_msg_id": "k2"}, headers=ann
+        )
+        assert p2p.status_code == 202 and group.status_code == 202
+    own = await read_after(route.ctx.redis, route.ctx.keys, "ann", 0)
+    assert [(m["seq"], m["kind"], m["to"], m["carbon"]) for m in own] == [
+        (1, "p2p", "bob", True),
+        (2, "group", "team", True),
+    ]
+    assert [m["kind"] for m in await read_after(route.ctx.redis, route.ctx.keys, "bob", 0)] == [
+        "p2p",
+        "group",
+    ]
