@@ -4,9 +4,9 @@ a message is typed; and who is typing to me, for the toolbar.
 Read: each message shown from someone else (p2p or group) moves my read cursor of that
 conversation to its ``ts`` (``POST /read``) -- the chat cannot know whether the terminal has
 focus, so "shown" is what counts. Typing: at most one ``POST /typing`` a second while the draft
-is a message to someone. Both go through one owned task and a bounded queue: a full queue
-drops the newest note (a later read covers an earlier one; typing notes are best effort), so
-the prompt never waits for them.
+is a message to someone. Both go out from one owned task; what waits is at most one note per
+kind and conversation, the latest (a later read covers an earlier one, so a replay of many
+messages costs one call per conversation), and the prompt never waits for them.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 TYPING_SHOWN_S = 4.0
 """How long "bob is typing…" stays in the toolbar after bob's last typing note."""
 TYPING_EVERY_S = 1.0
-QUEUE = 64
 
 
 class Signals:
@@ -38,7 +37,9 @@ class Signals:
     def __init__(self, client: Client, clock: Callable[[], float] = time.monotonic) -> None:
         self._client = client
         self._clock = clock
-        self._queue: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue(QUEUE)
+        self._pending: dict[tuple[str, str], Callable[[], Awaitable[None]]] = {}
+        """(kind, conversation) -> the latest note of that kind for it, not sent yet."""
+        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._typing_to: dict[str, float] = {}
         self._typing_from: dict[str, float] = {}
@@ -60,10 +61,10 @@ class Signals:
         if msg.carbon or msg.sender == self._client.username:
             return
         if msg.kind == MessageKind.P2P:
-            self._put(lambda: self._client.read(with_user=msg.sender, ts=msg.ts))
+            self._put(("read", msg.sender), lambda: self._client.read(with_user=msg.sender, ts=msg.ts))
         elif msg.kind == MessageKind.GROUP and msg.group:
             group = msg.group
-            self._put(lambda: self._client.read(group=group, ts=msg.ts))
+            self._put(("read", f"#{group}"), lambda: self._client.read(group=group, ts=msg.ts))
 
     def typing(self, to: str | None, group: str | None) -> None:
         """The draft is a message to ``to`` (or ``group``): say so, once a second at most."""
@@ -74,19 +75,23 @@ class Signals:
         if now - self._typing_to.get(key, float("-inf")) < TYPING_EVERY_S:
             return
         self._typing_to[key] = now
-        self._put(lambda: self._client.typing(to=to, group=group))
+        self._put(("typing", key), lambda: self._client.typing(to=to, group=group))
 
-    def _put(self, call: Callable[[], Awaitable[None]]) -> None:
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(call)
+    def _put(self, key: tuple[str, str], call: Callable[[], Awaitable[None]]) -> None:
+        self._pending[key] = call
+        self._wake.set()
 
     async def _run(self) -> None:
         while True:
-            call = await self._queue.get()
-            try:
-                await call()
-            except (CimError, httpx.HTTPError, OSError) as exc:
-                log.debug("read/typing note failed: %s", exc)
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                key = next(iter(self._pending))
+                call = self._pending.pop(key)
+                try:
+                    await call()
+                except (CimError, httpx.HTTPError, OSError) as exc:
+                    log.debug("%s note for %s failed: %s", key[0], key[1], exc)
 
     # ----- in -----------------------------------------------------------------------
 
