@@ -127,7 +127,7 @@ class Sender:
             msg_id,
             inbox.pack({**fields, "to": to}),  # the history entry
             inbox.pack(carbon),
-            inbox.pack({"kind": MessageKind.P2P.value, "from": sender, "to": to}),  # the reference
+            _ref(MessageKind.P2P, sender, to=to),
             self._ref_ms,
         ]
         reply = await self._batcher.call(*evalsha(self._scripts.send, script_keys, args))
@@ -174,9 +174,9 @@ class Sender:
         carbon = None if carbon_to is None else _carbon(fields, carbon_to, device)
         then = []
         if kind is MessageKind.GROUP and group is not None:
-            ref = self._keys.message_ref(msg_id)
-            packed_ref = inbox.pack({"kind": kind.value, "from": sender, "group": group})
-            then = [("HSET", ref, "m", packed_ref, "ts", now_ms()), ("PEXPIRE", ref, self._ref_ms)]
+            then = [
+                ("SET", self._keys.message_ref(msg_id), _ref(kind, sender, group=group), "PX", self._ref_ms)
+            ]
         stored = await inbox.store_many(
             self._redis,
             self._scripts,
@@ -260,6 +260,13 @@ class Sender:
 
     def _accepted(self, kind: MessageKind, start: float) -> None:
         self._metrics.accepted(kind.value, time.perf_counter() - start)
+
+
+def _ref(kind: MessageKind, sender: str, *, to: str | None = None, group: str | None = None) -> bytes:
+    """A message's reference (``keys.message_ref``): what an edit or recall needs to know."""
+    ref: dict[str, Any] = {"kind": kind.value, "from": sender, "ts": now_ms()}
+    ref.update({"to": to} if group is None else {"group": group})
+    return inbox.pack(ref)
 
 
 def _carbon(fields: dict[str, Any], to: str, device: str | None) -> dict[str, Any]:

@@ -15,8 +15,8 @@ slot and one Lua script can touch them together (seq, inbox, idempotency).
 |                                       |        | <since ms>`` (``lua/_session.lua``)           |
 | reads:{u}                             | hash   | peer -> ts u read the p2p conversation up to |
 | typing:{u}:<to>                       | string | set for 1 s after u's typing to ``to``        |
-| msg:{<id>}                            | hash   | ``m`` (msgpack ref: kind, from, to or group), |
-|                                       |        | ``ts``: what an edit or recall looks up       |
+| msg:{<id>}                            | string | msgpack ref: kind, from, to or group, ts:     |
+|                                       |        | what an edit or recall looks up               |
 | edits:{a|b} / edits:{#g}              | hash   | message id -> msgpack ``{body, edited_ts}``   |
 |                                       |        | or ``{recalled: true}`` (history applies it) |
 | group-reads:{#g}                      | hash   | member -> ts it read the group up to          |

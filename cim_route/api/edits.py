@@ -83,12 +83,10 @@ async def _own_ref(ctx: Context, caller: SendingCaller, msg_id: str) -> dict[str
     """The reference of ``msg_id`` if the caller sent it within the window (and may send now:
     401, 429); else 404 ``unknown_message``, 403 ``not_sender``, 409 ``too_late``."""
     ref_key = ctx.keys.message_ref(msg_id)
-    (raw,) = await ctx.guard.admit(
-        ctx.redis, caller.revoked_key, caller.username, then=[("HGETALL", ref_key)]
-    )
-    ref = _ref(raw)
-    if ref is None:
+    (raw,) = await ctx.guard.admit(ctx.redis, caller.revoked_key, caller.username, then=[("GET", ref_key)])
+    if raw is None:
         raise ApiError(404, "unknown_message", f"no such message: {msg_id}")
+    ref: dict[str, Any] = msgpack.unpackb(raw, raw=False)
     if ref["from"] != caller.username:
         raise ApiError(403, "not_sender", "only its sender may change a message")
     if now_ms() - ref["ts"] > ctx.settings.edit_window_s * 1000:
@@ -106,10 +104,3 @@ async def _audience(ctx: Context, sender: str, ref: dict[str, Any]) -> tuple[str
         return keys.group_history(group), sorted(members - {sender}), group
     to = ref["to"]
     return keys.dm_history(sender, to), [to] if to != sender else [], to
-
-
-def _ref(raw: dict[bytes, bytes]) -> dict[str, Any] | None:
-    """A message reference's fields (kind, from, to or group) and its ``ts``; None if absent."""
-    if not raw or b"m" not in raw:
-        return None
-    return {**msgpack.unpackb(raw[b"m"], raw=False), "ts": int(raw[b"ts"])}

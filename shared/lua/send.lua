@@ -12,7 +12,8 @@
 -- ARGV[1] check (1/0), ARGV[2] rate, ARGV[3] burst, ARGV[4] recipient, ARGV[5] message (msgpack),
 -- ARGV[6] retention ms, ARGV[7] max messages, ARGV[8] idempotency ttl s, ARGV[9] message id,
 -- ARGV[10] history entry (msgpack, without ts: the entry's 'ts' field holds it),
--- ARGV[11] the carbon (msgpack), ARGV[12] the ref (msgpack), ARGV[13] the ref's life ms
+-- ARGV[11] the carbon (msgpack), ARGV[12] the ref (msgpack, with the caller's clock as 'ts'),
+-- ARGV[13] the ref's life ms
 -- Returns a refusal of guard() or {'ok', new, seq, ts, id, nodes, status, carbon seq, sender's nodes}.
 -- (Sender and recipient keys in one script: on a Redis Cluster this splits into guard.lua and
 -- store_batch.lua, one call per slot.)
@@ -33,7 +34,6 @@ if new == 1 then
   end
   redis.call('XADD', KEYS[7], 'MINID', '~', now - retention, '*', 'm', ARGV[10], 'ts', now)
   redis.call('PEXPIRE', KEYS[7], retention)
-  redis.call('HSET', KEYS[11], 'm', ARGV[12], 'ts', now)
-  redis.call('PEXPIRE', KEYS[11], ARGV[13])
+  redis.call('SET', KEYS[11], ARGV[12], 'PX', ARGV[13])
 end
 return {'ok', new, seq, ts, id, node, status, carbon_seq, sender_nodes}

@@ -4,6 +4,8 @@ Redis and NATS)."""
 
 from __future__ import annotations
 
+import msgpack
+
 from shared.inbox import read_after
 from tests.harness import envelope
 from tests.route.conftest import MakeRoute, RouteUnderTest, next_payload, settle
@@ -118,7 +120,9 @@ async def test_too_late_to_edit(make_route: MakeRoute) -> None:
     await route.user("bob")
     sent = (await route.http.post("/messages", json={"to": "bob", "body": "hi"}, headers=ann)).json()
     # The send's reference says when it was sent: make that 5 s ago (past the 1 s window).
-    await route.ctx.redis.hset(route.ctx.keys.message_ref(sent["id"]), "ts", sent["ts"] - 5000)
+    key = route.ctx.keys.message_ref(sent["id"])
+    ref = msgpack.unpackb(await route.ctx.redis.get(key), raw=False)
+    await route.ctx.redis.set(key, msgpack.packb({**ref, "ts": sent["ts"] - 5000}), keepttl=True)
     envelope(await route.http.delete(f"/messages/{sent['id']}", headers=ann), 409, "too_late")
     envelope(
         await route.http.patch(f"/messages/{sent['id']}", json={"body": "x"}, headers=ann), 409, "too_late"
