@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="the terminal chat client")
     chat.add_argument("username", nargs="?", help="who to log in as (registers on first use)")
     chat.add_argument("--route", help="route URL (CIM_ROUTE_URL)")
+    chat.add_argument("--device", help="this device's name among mine (default: the host name)")
 
     push = sub.add_parser("push", help="push a message to users (API key)")
     push.add_argument("--to", required=True, help="comma-separated usernames, or '*' for every online user")
@@ -133,7 +134,7 @@ def _exec_process(args: argparse.Namespace) -> int:
 def _chat(args: argparse.Namespace) -> int:
     from cim_cli.chat.app import run_chat  # noqa: PLC0415 - prompt-toolkit only when chatting
 
-    return run_chat(args.route, args.username)
+    return run_chat(args.route, args.username, device=args.device)
 
 
 def _admin(args: argparse.Namespace) -> int:

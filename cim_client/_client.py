@@ -31,7 +31,10 @@ class Client:
     needs a node or a fresh token; with only ``token`` it can make HTTP calls
     and connect to ``node`` (keyword), but cannot move to another node.
     ``last_seq`` is the highest seq the application already holds (from a
-    previous run); without it the node replays after the server-side ack cursor.
+    previous run); without it the node replays after the server-side ack cursor (each
+    ``device`` has its own; a device's first login starts after the newest any device of
+    the user acked). ``device`` names this client among the user's devices (v0.2): a login
+    of the same device elsewhere replaces this one (``duplicate_login``).
     ``on_message`` replaces the queue behind ``messages()``: it is awaited for
     each message in order, and the message counts as taken when it returns.
     ``transport``: ``"tcp"`` (the frame protocol on the node's port) or ``"ws"``
@@ -58,11 +61,13 @@ class Client:
         node: NodeAddress | None = None,
         transport: str = "tcp",
         tls_ca: str | None = None,
+        device: str = "default",
     ) -> None:
         if transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
         self.route_url = route_url.rstrip("/")
         self.username = username
+        self.device = device
         self.password = password
         self.token = token
         self._route = RouteHttp(route_url, http, tls_ca)
@@ -152,7 +157,10 @@ class Client:
         The next ``connect()`` uses this answer rather than logging in again.
         """
         answer = await self._call(
-            "POST", "/login", json={"username": self.username, "password": self._need_password()}, auth=False
+            "POST",
+            "/login",
+            json={"username": self.username, "password": self._need_password(), "device": self.device},
+            auth=False,
         )
         self.token = answer["token"]
         self.node = NodeAddress.from_wire(answer["node"])
@@ -164,7 +172,7 @@ class Client:
         await self._call("POST", "/logout")
 
     async def me(self) -> dict[str, Any]:
-        """``GET /me`` -> ``{username, online, node}``."""
+        """``GET /me`` -> ``{username, online, node, devices: [{device, node}]}``."""
         return await self._call("GET", "/me")
 
     async def send(
@@ -224,6 +232,34 @@ class Client:
                 params[key] = value
         answer = await self._call("GET", "/history", params=params)
         return [Message.from_wire(m) for m in answer["messages"]]
+
+    # ----- v0.2: receipts, typing, edits ------------------------------------------------
+
+    async def read(self, *, with_user: str | None = None, group: str | None = None, ts: int) -> None:
+        """``POST /read``: I read the conversation with ``with_user`` (or ``group``) up to
+        ``ts``. The other side and my other devices get a ``receipt`` (p2p only); a ``ts`` at
+        or before the last one sends nothing."""
+        await self._call("POST", "/read", json=_conversation(with_user, group, "with") | {"ts": ts})
+
+    async def read_cursors(self, group: str) -> dict[str, int]:
+        """``GET /read?group=``: member -> the ts it read the group up to."""
+        return dict((await self._call("GET", "/read", params={"group": group}))["reads"])
+
+    async def typing(self, *, to: str | None = None, group: str | None = None) -> None:
+        """``POST /typing``: the other side's devices get a seq-0 ``typing`` (at most one a
+        second per conversation reaches them; calling more often is harmless)."""
+        await self._call("POST", "/typing", json=_conversation(to, group, "to"))
+
+    async def edit(self, msg_id: str, body: str) -> None:
+        """``PATCH /messages/{id}``: my message ``msg_id`` now reads ``body`` (an ``edit`` to
+        every recipient and my devices). ``CimApiError`` 403 ``not_sender``, 404
+        ``unknown_message``, 409 ``too_late``."""
+        await self._call("PATCH", f"/messages/{msg_id}", json={"body": body})
+
+    async def recall(self, msg_id: str) -> None:
+        """``DELETE /messages/{id}``: take my message back (a ``recall``; history leaves it
+        out). Errors as ``edit``."""
+        await self._call("DELETE", f"/messages/{msg_id}")
 
     async def pick_node(self) -> NodeAddress:
         """``POST /connect``: a node to connect to, for the token this client holds."""
@@ -285,6 +321,12 @@ class Client:
     async def wait_for_state(self, state: ConnectionState, timeout: float) -> None:
         """Return once ``state`` is the current state; ``TimeoutError`` after ``timeout`` s."""
         await self._link.wait_for_state(state, timeout)
+
+
+def _conversation(user: str | None, group: str | None, user_field: str) -> dict[str, str]:
+    if (user is None) == (group is None):
+        raise ValueError(f"give exactly one of {user_field} and group")
+    return {user_field: user} if user is not None else {"group": group}  # type: ignore[dict-item]
 
 
 def _send_payload(body: str, client_msg_id: str | None, delay_ms: int | None, **extra: str) -> dict[str, Any]:

@@ -24,8 +24,12 @@ class Message:
     """One message, from a ``msg`` frame or a history answer.
 
     ``kind`` is one of the ``MessageKind`` values (``p2p``, ``group``, ``broadcast``,
-    ``push``, ``system``; compare with ``MessageKind.P2P`` etc.); ``seq`` is 0 for a
-    message that is not stored.
+    ``push``, ``system``, and since v0.2 ``receipt``, ``typing``, ``edit``, ``recall``;
+    compare with ``MessageKind.P2P`` etc.); ``seq`` is 0 for a message that is not stored.
+    ``carbon``: a copy of what this user did on one of its devices (its own send, receipt,
+    edit or recall; ``to`` is the addressee). A receipt says ``sender`` read the conversation
+    ``with_`` up to ``read_ts``; an edit or recall names the message it changes in ``ref``;
+    a history item that was edited has ``edited_ts``.
     """
 
     id: str
@@ -36,6 +40,13 @@ class Message:
     body: str
     ts: int
     group: str | None = None
+    carbon: bool = False
+    with_: str | None = None
+    read_ts: int | None = None
+    ref: str | None = None
+    edited_ts: int | None = None
+    device: str | None = None
+    """Of a carbon: which of my devices did it (when the route knew)."""
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> Message:
@@ -49,6 +60,12 @@ class Message:
             body=str(data.get("body", "")),
             ts=int(data.get("ts") or 0),
             group=data.get("group"),
+            carbon=bool(data.get("carbon", False)),
+            with_=data.get("with"),
+            read_ts=data.get("read_ts"),
+            ref=data.get("ref"),
+            edited_ts=data.get("edited_ts"),
+            device=data.get("device"),
         )
 
 

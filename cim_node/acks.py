@@ -1,9 +1,10 @@
 """Ack cursors: cumulative client acks collected in memory, written to Redis in batches.
 
 A client may ack every message; writing each one would cost a Redis round
-trip per frame. Instead ``mark`` keeps the highest seq per user and ``run``
+trip per frame. Instead ``mark`` keeps the highest seq per user's device and ``run``
 writes every dirty cursor every ``ack_flush_ms`` in ONE pipeline of
-``max_set`` calls (a cursor never goes back, whichever node writes last).
+``max_set`` calls (a cursor never goes back, whichever node writes last): the
+device's own cursor (its replay) and the user's (where a new device starts).
 ``wake`` asks for an early flush (a connection closed: its user may log in
 elsewhere right away and read the cursor).
 """
@@ -46,16 +47,16 @@ class AckCursors:
         self._retention_ms = retention_ms
         self._interval_s = interval_s
         self._metrics = metrics
-        self._dirty: dict[str, int] = {}
+        self._dirty: dict[tuple[str, str], int] = {}
         self._wake = asyncio.Event()
 
-    def mark(self, user: str, seq: int) -> None:
-        if seq > self._dirty.get(user, 0):
-            self._dirty[user] = seq
+    def mark(self, user: str, device: str, seq: int) -> None:
+        if seq > self._dirty.get((user, device), 0):
+            self._dirty[(user, device)] = seq
 
-    def wake(self, user: str) -> None:
-        """Flush soon if ``user`` has an unwritten cursor."""
-        if user in self._dirty:
+    def wake(self, user: str, device: str) -> None:
+        """Flush soon if ``user``'s ``device`` has an unwritten cursor."""
+        if (user, device) in self._dirty:
             self._wake.set()
 
     async def run(self) -> None:
@@ -75,12 +76,12 @@ class AckCursors:
             async with asyncio.timeout(REDIS_TIMEOUT_S), self._redis.pipeline(transaction=False) as pipe:
                 # EVALSHA queued directly: redis-py's script wrapper costs more than the command;
                 # Scripts.execute loads the script again if Redis lost it.
-                sha, key, retention = self._scripts.max_set.sha, self._keys.ack, self._retention_ms
-                for user, seq in batch.items():
-                    pipe.evalsha(sha, 1, key(user), seq, retention)
+                sha, keys, retention = self._scripts.max_set.sha, self._keys, self._retention_ms
+                for (user, device), seq in batch.items():
+                    pipe.evalsha(sha, 2, keys.device_ack(user, device), keys.ack(user), seq, retention)
                 await self._scripts.execute(pipe)
         except (RedisError, OSError) as exc:
             self._metrics.redis_errors.inc()
             log.warning("ack flush of %d cursors failed: %s", len(batch), exc)
-            for user, seq in batch.items():
-                self.mark(user, seq)
+            for (user, device), seq in batch.items():
+                self.mark(user, device, seq)

@@ -40,7 +40,7 @@ from redis.exceptions import RedisError
 from cim_node.context import NodeContext
 from cim_node.ordering import HeldFull, SeqOrder
 from shared import tokens
-from shared.bus import Item
+from shared.bus import Item, owner
 from shared.errors import FrameError, TokenError
 from shared.protocol import (
     ErrorCode,
@@ -52,6 +52,7 @@ from shared.protocol import (
     error_frame,
     kick_frame,
 )
+from shared.sessions import Ended
 
 __all__ = ["Connection", "Phase"]
 
@@ -81,6 +82,7 @@ class Connection(asyncio.Protocol):
         "ctx",
         "conn_id",
         "user",
+        "device",
         "phase",
         "acked",
         "transport",
@@ -103,6 +105,7 @@ class Connection(asyncio.Protocol):
         self.ctx = ctx
         self.conn_id = ctx.next_conn_id()
         self.user = ""
+        self.device = ""
         self.phase = Phase.NEW
         self.acked = 0
         self.transport: asyncio.Transport | None = None
@@ -124,7 +127,7 @@ class Connection(asyncio.Protocol):
         """The client's address while it counts as a pending login (``ctx.pending``)."""
 
     def __repr__(self) -> str:
-        return f"<Connection {self.conn_id} user={self.user or '-'} {self.phase.name}>"
+        return f"<Connection {self.conn_id} user={self.user or '-'}/{self.device or '-'} {self.phase.name}>"
 
     @property
     def delivered(self) -> int:
@@ -243,7 +246,7 @@ class Connection(asyncio.Protocol):
         seq = min(seq, self.delivered)  # one cannot hold what was never written
         if seq > self.acked:
             self.acked = seq
-            self.ctx.acks.mark(self.user, seq)
+            self.ctx.acks.mark(self.user, self.device, seq)
 
     # ----- login ------------------------------------------------------------------
 
@@ -265,6 +268,7 @@ class Connection(asyncio.Protocol):
         self.phase = Phase.LOGGING_IN
         self._not_pending()
         self.user = token.username
+        self.device = token.device
         assert self.transport is not None
         self.transport.pause_reading()
         self._task = ctx.spawn(self._login(token, last_seq))
@@ -272,7 +276,7 @@ class Connection(asyncio.Protocol):
     async def _login(self, token: tokens.Token, last_seq: int | None) -> None:
         ctx = self.ctx
         try:
-            revoked, cursor = await ctx.store.login_state(self.user, token)
+            revoked, cursor = await ctx.store.login_state(self.user, self.device, token)
             if revoked:
                 ctx.metrics.logins.labels("bad_token").inc()
                 self.fail(ErrorCode.BAD_TOKEN, "token revoked")
@@ -287,14 +291,22 @@ class Connection(asyncio.Protocol):
             older = ctx.hub.register(self)
             if older is not None:
                 older.kick(KickReason.DUPLICATE_LOGIN)
-            replaced = await ctx.store.claim(self.user, self.conn_id)
-            if replaced is not None and replaced.node != ctx.node_id:
-                await ctx.kick_remote(self.user, replaced)
+            for ended in await ctx.store.claim(self.user, self.device, self.conn_id):
+                await self._end(ended)
         except (RedisError, OSError) as exc:
             self._redis_failed("login", exc)
             return
         self._go_live()
         await self._sync(live=False)
+
+    async def _end(self, ended: Ended) -> None:
+        """Kick a session this login ended: here, or through its node."""
+        ctx = self.ctx
+        if ended.node != ctx.node_id:
+            await ctx.kick_remote(self.user, ended)
+        elif ended.reason == KickReason.DEVICE_LIMIT:
+            ctx.hub.kick(self.user, ended.reason, ended.conn)
+        # duplicate_login here: the hub's register replaced and kicked it already
 
     def _go_live(self) -> None:
         ctx = self.ctx
@@ -302,7 +314,12 @@ class Connection(asyncio.Protocol):
         self._last_rx = ctx.loop.time()
         ctx.metrics.logins.labels("ok").inc()
         log.info(
-            "login user=%s node=%s conn=%s last_seq=%d", self.user, ctx.node_id, self.conn_id, self.delivered
+            "login user=%s device=%s node=%s conn=%s last_seq=%d",
+            self.user,
+            self.device,
+            ctx.node_id,
+            self.conn_id,
+            self.delivered,
         )
         self.send(
             {
@@ -525,9 +542,9 @@ class Connection(asyncio.Protocol):
         ctx.metrics.connections.dec()
         if self.user:
             ctx.hub.unregister(self)
-            ctx.acks.wake(self.user)
+            ctx.acks.wake(self.user, self.device)
             if release and not ctx.stopping():
-                ctx.spawn(_release(ctx, self.user, self.conn_id))
+                ctx.spawn(_release(ctx, self.user, self.device, self.conn_id))
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -542,14 +559,14 @@ class Connection(asyncio.Protocol):
         self.close()
 
 
-async def _release(ctx: NodeContext, user: str, conn_id: str) -> None:
-    """Drop the session of a closed connection, unless a newer one of its user took it."""
+async def _release(ctx: NodeContext, user: str, device: str, conn_id: str) -> None:
+    """Drop the session of a closed connection, unless a newer one of its device took it."""
     try:
-        removed = await ctx.store.release(user, conn_id)
-        newer = ctx.hub.get(user)
+        removed = await ctx.store.release(user, device, conn_id)
+        newer = ctx.hub.get(user, device)
         if removed and newer is not None:
-            # Two logins of one user raced here and the older claimed last: restore the newer.
-            await ctx.store.claim(user, newer.conn_id)
+            # Two logins of one device raced here and the older claimed last: restore the newer.
+            await ctx.store.claim(user, device, newer.conn_id)
     except (RedisError, OSError) as exc:
         ctx.metrics.redis_errors.inc()
         log.warning("session release user=%s node=%s conn=%s failed: %s", user, ctx.node_id, conn_id, exc)
@@ -557,7 +574,7 @@ async def _release(ctx: NodeContext, user: str, conn_id: str) -> None:
 
 def _stored(frame: dict[str, Any]) -> Item:
     """A replayed frame (read from the inbox) as a delivery, encoded once."""
-    return Item(frame["to"], frame["seq"], frame["ts"], frame.get("kind", ""), encode(frame))
+    return Item(owner(frame), frame["seq"], frame["ts"], frame.get("kind", ""), encode(frame))
 
 
 def _seq_field(frame: dict[str, Any], name: str) -> int | None:

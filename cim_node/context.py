@@ -22,7 +22,7 @@ from cim_node.metrics import NodeMetrics
 from cim_node.pending import PendingLogins
 from cim_node.store import SessionStore
 from cim_node.sweeper import Sweeper
-from shared.sessions import Session
+from shared.sessions import Ended
 from shared.settings import NodeSettings
 
 __all__ = ["NodeContext"]
@@ -46,8 +46,8 @@ class NodeContext:
     sweeper: Sweeper
     spawn: Callable[[Coroutine[Any, Any, Any]], asyncio.Task[Any]]
     """Run a task the node owns (cancelled and awaited when it stops)."""
-    kick_remote: Callable[[str, Session], Awaitable[None]]
-    """Tell another node to kick a user's older session there."""
+    kick_remote: Callable[[str, Ended], Awaitable[None]]
+    """Tell another node to kick a user's session there that a login ended."""
     refusing: Callable[[], bool]
     """Whether logins get ``kick{drain}`` (the node is draining or stopping)."""
     stopping: Callable[[], bool]

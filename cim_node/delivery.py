@@ -53,11 +53,10 @@ class Delivery:
         self._subs = []
 
     def deliver(self, items: list[bus.Item]) -> None:
-        """Hand each frame to its recipient's connection, if that user is here."""
-        users = self._hub.get
+        """Hand each frame to every connection (device) of its recipient here."""
+        devices = self._hub.devices
         for item in items:
-            conn = users(item.to)
-            if conn is not None:
+            for conn in devices(item.to):
                 conn.deliver(item)
 
     def broadcast(self, msg: dict[str, Any], exclude: str | None) -> None:
@@ -78,7 +77,7 @@ class Delivery:
             if kind == "msgs":
                 self.deliver(bus.deliveries(payload))
             elif kind == "kick":
-                self._hub.kick(payload["user"], payload["reason"], payload.get("conn"))
+                self._kick(payload)
             elif kind == "drain":
                 self._on_drain()
             else:
@@ -86,12 +85,15 @@ class Delivery:
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("node=%s bad bus payload on %s: %r", self._node_id, msg.subject, exc)
 
+    def _kick(self, payload: dict[str, Any]) -> None:
+        self._hub.kick(payload["user"], payload["reason"], payload.get("conn"), payload.get("device"))
+
     async def _on_kick(self, msg: Msg) -> None:
         try:
             payload = bus.unpack(msg.data)
             if payload["k"] != "kick":
                 raise ValueError(f"only kicks here, not {payload['k']!r}")
-            self._hub.kick(payload["user"], payload["reason"], payload.get("conn"))
+            self._kick(payload)
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("node=%s bad payload on %s: %r", self._node_id, msg.subject, exc)
 

@@ -1,9 +1,9 @@
-"""The node's index of logged-in users: user -> its one live connection.
+"""The node's index of logged-in users: user -> its live connections, one per device.
 
-The newest login wins: ``register`` returns the connection it replaced so the
-caller kicks it with ``duplicate_login``. ``kick`` serves the bus's kick
-payloads, whose optional connection id protects a newer login from a kick
-meant for an older one.
+The newest login of a device wins: ``register`` returns the connection of the same device it
+replaced so the caller kicks it with ``duplicate_login``. ``kick`` serves the bus's kick
+payloads, whose optional connection id protects a newer login from a kick meant for an
+older one; without one it kicks the user's device (when named) or every device.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Protocol
 
 from shared.bus import Item
 from shared.protocol import KickReason
+from shared.tokens import DEFAULT_DEVICE
 
 __all__ = ["Hub", "Member"]
 
@@ -25,6 +26,9 @@ class Member(Protocol):
 
     @property
     def user(self) -> str: ...
+
+    @property
+    def device(self) -> str: ...
 
     @property
     def conn_id(self) -> str: ...
@@ -39,42 +43,59 @@ class Member(Protocol):
 
 
 class Hub:
-    """user -> connection; holds only connections past the token check."""
+    """user -> device -> connection; holds only connections past the token check."""
 
-    __slots__ = ("_users",)
+    __slots__ = ("_users", "_count")
 
     def __init__(self) -> None:
-        self._users: dict[str, Member] = {}
+        self._users: dict[str, dict[str, Member]] = {}
+        self._count = 0
 
     def __len__(self) -> int:
-        return len(self._users)
+        """Connections (devices), not users."""
+        return self._count
 
     def __iter__(self) -> Iterator[Member]:
-        return iter(list(self._users.values()))
+        return iter([conn for devices in self._users.values() for conn in devices.values()])
 
-    def get(self, user: str) -> Member | None:
-        return self._users.get(user)
+    def devices(self, user: str) -> Iterator[Member]:
+        """``user``'s connections here (none: empty)."""
+        devices = self._users.get(user)
+        return iter(()) if devices is None else iter(list(devices.values()))
+
+    def get(self, user: str, device: str = DEFAULT_DEVICE) -> Member | None:
+        devices = self._users.get(user)
+        return None if devices is None else devices.get(device)
 
     def register(self, conn: Member) -> Member | None:
-        """Make ``conn`` its user's connection; return the older one it replaces (to be kicked)."""
-        old = self._users.get(conn.user)
-        self._users[conn.user] = conn
+        """Make ``conn`` its user's device's connection; return the older one it replaces."""
+        devices = self._users.setdefault(conn.user, {})
+        old = devices.get(conn.device)
+        devices[conn.device] = conn
+        if old is None:
+            self._count += 1
         return old if old is not conn else None
 
     def unregister(self, conn: Member) -> None:
-        """Forget ``conn`` unless a newer connection of its user already replaced it."""
-        if self._users.get(conn.user) is conn:
-            del self._users[conn.user]
+        """Forget ``conn`` unless a newer connection of its device already replaced it."""
+        devices = self._users.get(conn.user)
+        if devices is not None and devices.get(conn.device) is conn:
+            del devices[conn.device]
+            self._count -= 1
+            if not devices:
+                del self._users[conn.user]
 
-    def kick(self, user: str, reason: str, conn_id: str | None = None) -> bool:
-        """Kick ``user``'s connection (only if it is ``conn_id``, when given); True if one was kicked."""
+    def kick(self, user: str, reason: str, conn_id: str | None = None, device: str | None = None) -> bool:
+        """Kick ``user``'s connection ``conn_id`` (when given), else its ``device`` (when given),
+        else all its connections here; True if one was kicked."""
         try:
             why = KickReason(reason)
         except ValueError:
             log.warning("kick with unknown reason %r for user=%s ignored", reason, user)
             return False
-        conn = self._users.get(user)
-        if conn is None or (conn_id is not None and conn.conn_id != conn_id):
-            return False
-        conn.kick(why)
-        return True
+        kicked = False
+        for conn in self.devices(user):
+            if (conn_id is None or conn.conn_id == conn_id) and (device is None or conn.device == device):
+                conn.kick(why)
+                kicked = True
+        return kicked

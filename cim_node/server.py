@@ -121,13 +121,12 @@ class NodeServer:
         if not task.cancelled() and task.exception() is not None:
             log.error("node=%s task failed", self.id, exc_info=task.exception())
 
-    async def kick_remote(self, user: str, old: sessions.Session) -> None:
-        """Tell the node of ``user``'s replaced session to kick that connection (newest login wins)."""
+    async def kick_remote(self, user: str, old: sessions.Ended) -> None:
+        """Tell the node of a session a login ended to kick that connection (``old.reason``:
+        the newest login of a device wins; past the device limit the longest-connected goes)."""
         assert self.nc is not None
         try:
-            await bus.publish_kick(
-                self.nc, bus.kick_subject(old.node), user, KickReason.DUPLICATE_LOGIN.value, old.conn
-            )
+            await bus.publish_kick(self.nc, bus.kick_subject(old.node), user, old.reason, old.conn)
         except Exception as exc:  # nats-py raises several unrelated types
             self.metrics.nats_errors.inc()
             log.warning("remote kick user=%s node=%s conn=%s failed: %s", user, old.node, old.conn, exc)
@@ -156,7 +155,7 @@ class NodeServer:
             interval_s=s.ack_flush_ms / 1000,
             metrics=self.metrics,
         )
-        self.store = SessionStore(self.redis, self.scripts, self.keys, self.id)
+        self.store = SessionStore(self.redis, self.scripts, self.keys, self.id, s.max_devices)
         async with asyncio.timeout(REDIS_TIMEOUT_S):
             swept = await sessions.sweep_node(self.redis, self.scripts, self.keys, self.id)
         if swept:
@@ -262,7 +261,9 @@ class NodeServer:
         """Undo a route's sweep of this node's sessions (it looked dead while NATS was away)."""
         # Only sessions already claimed: a login in flight claims its own a moment later.
         live = {
-            c.user: c.conn_id for c in self.connections if c.phase is Phase.LIVE and self.hub.get(c.user) is c
+            (c.user, c.device): c.conn_id
+            for c in self.connections
+            if c.phase is Phase.LIVE and self.hub.get(c.user, c.device) is c
         }
         try:
             async with asyncio.timeout(REDIS_TIMEOUT_S):
@@ -271,9 +272,14 @@ class NodeServer:
             self.metrics.redis_errors.inc()
             log.warning("node=%s session restore failed: %s", self.id, exc)
             return
-        for user in taken:
-            log.info("node=%s user=%s logged in elsewhere meanwhile: kicking this connection", self.id, user)
-            self.hub.kick(user, KickReason.DUPLICATE_LOGIN.value)
+        for user, device in taken:
+            log.info(
+                "node=%s user=%s device=%s logged in elsewhere meanwhile: kicking this connection",
+                self.id,
+                user,
+                device,
+            )
+            self.hub.kick(user, KickReason.DUPLICATE_LOGIN.value, device=device)
 
     async def drain(self) -> None:
         """Stop taking logins, announce ``draining``, move the clients away (see the module doc)."""

@@ -20,45 +20,53 @@ from shared.scripts import Scripts
 __all__ = ["LoginState", "SessionStore"]
 
 LoginState = tuple[bool, int]
-"""(token revoked, the user's ack cursor)."""
+"""(token revoked, the device's ack cursor: its own, or for a new device the user's newest)."""
 
 
 class SessionStore:
     """One node's Redis work for its connections."""
 
-    def __init__(self, redis: Redis, scripts: Scripts, keys: Keys, node_id: str) -> None:
+    def __init__(
+        self, redis: Redis, scripts: Scripts, keys: Keys, node_id: str, max_devices: int = 5
+    ) -> None:
         self._scripts = scripts
+        self._max_devices = max_devices
         self._keys = keys
         self._node = node_id
         self._batch = RedisBatch(redis, scripts)
         self._streams = _BatchedStreams(self._batch)
 
-    async def login_state(self, user: str, token: tokens.Token) -> LoginState:
+    async def login_state(self, user: str, device: str, token: tokens.Token) -> LoginState:
         """Whether ``token`` is revoked (itself or by ``user``'s token epoch), and where
-        ``user``'s ack cursor is."""
+        ``user``'s ``device`` starts: its own ack cursor, or (its first login) the newest seq
+        any of the user's devices acked."""
 
         async def queue(pipe: Pipeline) -> None:
             pipe.exists(self._keys.revoked(token.jti))
             pipe.hmget(self._keys.token_epoch(user), *tokens.EPOCH_FIELDS)
+            pipe.get(self._keys.device_ack(user, device))
             pipe.get(self._keys.ack(user))
 
-        revoked, (at, keep), cursor = await self._batch.call(queue)
-        return bool(revoked) or tokens.before_epoch(token, at, keep), int(cursor or 0)
+        revoked, (at, keep), own, newest = await self._batch.call(queue)
+        cursor = int(own if own is not None else newest or 0)
+        return bool(revoked) or tokens.before_epoch(token, at, keep), cursor
 
-    async def claim(self, user: str, conn_id: str) -> sessions.Session | None:
-        """Make ``conn_id`` here ``user``'s session; return the one it replaced."""
+    async def claim(self, user: str, device: str, conn_id: str) -> list[sessions.Ended]:
+        """Make ``conn_id`` here the session of ``user``'s ``device``; return the ones it ended."""
 
         async def queue(pipe: Pipeline) -> None:
-            await sessions.queue_claim(pipe, self._scripts, self._keys, user, self._node, conn_id)
+            await sessions.queue_claim(
+                pipe, self._scripts, self._keys, user, device, self._node, conn_id, self._max_devices
+            )
 
         (reply,) = await self._batch.call(queue)
         return sessions.claimed(reply)
 
-    async def release(self, user: str, conn_id: str) -> bool:
-        """Drop ``user``'s session if it is still ``conn_id``; True if it was."""
+    async def release(self, user: str, device: str, conn_id: str) -> bool:
+        """Drop the session of ``user``'s ``device`` if it is still ``conn_id``; True if it was."""
 
         async def queue(pipe: Pipeline) -> None:
-            await sessions.queue_release(pipe, self._scripts, self._keys, user, self._node, conn_id)
+            await sessions.queue_release(pipe, self._scripts, self._keys, user, device, self._node, conn_id)
 
         (removed,) = await self._batch.call(queue)
         return bool(removed)

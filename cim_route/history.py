@@ -99,6 +99,15 @@ class History:
                 pipe.execute_command("PEXPIRE", key, self._retention_ms)
             await pipe.execute()
 
+    async def _edited(self, edits_key: str, entries: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+        """``entries`` with their edits applied (None for a recalled one): one HMGET a page."""
+        changes = await self._redis.hmget(edits_key, [e["id"] for e in entries])
+        out: list[dict[str, Any] | None] = []
+        for entry, raw in zip(entries, changes, strict=True):
+            change = msgpack.unpackb(raw, raw=False) if raw is not None else {}
+            out.append(None if change.get("recalled") else {**entry, **change})
+        return out
+
     def _to_expire(self, keys: set[str], now: int) -> list[str]:
         """The ones of ``keys`` whose expiry was not pushed out lately: once per
         minute (or 1 % of the retention, if less) is enough: a conversation then lives at
@@ -111,11 +120,20 @@ class History:
         return due
 
     async def read(
-        self, key: str, *, before: int | None, q: str | None, limit: int, since: int | None = None
+        self,
+        key: str,
+        *,
+        before: int | None,
+        q: str | None,
+        limit: int,
+        since: int | None = None,
+        edits_key: str | None = None,
     ) -> tuple[list[dict[str, Any]], bool]:
         """Up to ``limit`` entries of ``key``, newest first, with ``since <= ts < before`` and
         ``q`` (case-insensitive) in the body when given, looking at no more than ``scan``
-        entries; and whether older ones may match (the page is full or the scan stopped)."""
+        entries; and whether older ones may match (the page is full or the scan stopped).
+        ``edits_key``: the conversation's edits (v0.2): an edited entry shows its new body and
+        ``edited_ts``, a recalled one is left out."""
         needle = q.casefold() if q else None
         top = "+" if before is None else str(before + _LAG_MS)
         found: list[dict[str, Any]] = []
@@ -124,10 +142,14 @@ class History:
             count = min(_PAGE, self._scan - scanned)
             page = await self._redis.xrevrange(key, max=top, min="-", count=count)
             scanned += len(page)
-            for i, (stream_id, fields) in enumerate(page):
+            entries: list[dict[str, Any] | None] = [msgpack.unpackb(f[b"m"], raw=False) for _, f in page]
+            if edits_key is not None and entries:
+                entries = await self._edited(edits_key, entries)
+            for i, ((stream_id, fields), entry) in enumerate(zip(page, entries, strict=True)):
                 if since is not None and int(stream_id.split(b"-")[0]) < since:
                     return found, False  # appended before ``since``: so is every older one
-                entry = msgpack.unpackb(fields[b"m"], raw=False)
+                if entry is None:  # recalled
+                    continue
                 if b"ts" in fields:  # written by send.lua, which knows the time only there
                     entry["ts"] = int(fields[b"ts"])
                 if not _matches(entry, before, since, needle):

@@ -2,13 +2,16 @@
 NATS publish per node that has recipients online.
 
 A p2p send is one ``send.lua`` call -- the caller's checks (``cim_route.guard``), the store,
-the recipient's session and the history entry -- coalesced with the other requests of the same loop turn into
-one pipeline (``cim_route.batcher``). A stored fan-out (group, push to a list) is one
-``store_batch.lua`` call per ``shared.inbox.BATCH`` recipients with the message packed once;
-then the frames of the recipients that are online are grouped by node and published once per
-node. Not-stored kinds (broadcast, push to ``"*"``) are one publish on ``cim.broadcast``.
-A publish that fails after the store is only logged: the message is in the inbox and reaches
-the recipient by gap fill or at the next login.
+the recipient's sessions, the carbon in the sender's own inbox, the history entry and the
+message's reference (for edits) -- coalesced with the other requests of the same loop turn into
+one pipeline (``cim_route.batcher``). A carbon (``carbon: true``, ``to`` the addressee, and
+``device``: the sender's device it came from, when known) goes to every device of the sender,
+as the message goes to every device of the recipient. A stored
+fan-out (group, push to a list) is one ``store_batch.lua`` call per ``shared.inbox.BATCH``
+recipients with the message packed once; then the frames of the recipients that are online
+are grouped by node and published once per node. Not-stored kinds (broadcast, push to
+``"*"``) are one publish on ``cim.broadcast``. A publish that fails after the store is only
+logged: the message is in the inbox and reaches the recipient by gap fill or at the next login.
 
 Each accepted message is logged with its id, sender and recipients at DEBUG
 (``CIM_LOG_LEVEL=debug``): a line per message at INFO costs a good share of a send's CPU.
@@ -90,9 +93,20 @@ class Sender:
         self._retention = Retention(settings.retention_s, settings.retention_count, settings.idempotency_s)
         self._store_args = [self._retention.seconds * 1000, settings.retention_count, settings.idempotency_s]
         self._history_max = settings.history_max
+        self._ref_ms = 2 * settings.edit_window_s * 1000
+        """A message's reference outlives its edit window (as long again), so a late edit is
+        409 ``too_late`` for a while before it is 404 ``unknown_message``."""
 
     async def direct(
-        self, *, sender: str, to: str, body: str, msg_id: str, idem_scope: str | None, token: Token | None
+        self,
+        *,
+        sender: str,
+        to: str,
+        body: str,
+        msg_id: str,
+        idem_scope: str | None,
+        token: Token | None,
+        device: str | None = None,
     ) -> Direct:
         """A p2p message: ``delivered`` when ``to`` has a session, else ``stored``. With
         ``idem_scope`` a repeat returns the first answer and stores nothing. ``token``: the
@@ -100,9 +114,11 @@ class Sender:
         429, 404); None for a delayed message falling due (checked when scheduled)."""
         start = time.perf_counter()
         fields = message(id=msg_id, kind=MessageKind.P2P, sender=sender, body=body)
+        carbon = _carbon(fields, to, device)
         k = self._keys
         script_keys = [*self._guard.keys(token, sender), k.seq(to), k.inbox(to), k.session(to)]
-        script_keys.append(k.dm_history(sender, to))
+        script_keys += (k.dm_history(sender, to), k.seq(sender), k.inbox(sender), k.session(sender))
+        script_keys.append(k.message_ref(msg_id))
         if idem_scope is not None:
             script_keys.append(k.idem(to, idem_scope))
         args = [
@@ -112,15 +128,23 @@ class Sender:
             msg_id,
             inbox.pack({**fields, "to": to}),  # the history entry
             self._history_max,
+            inbox.pack(carbon),
+            _ref(MessageKind.P2P, sender, to=to),
+            self._ref_ms,
         ]
         reply = await self._batcher.call(*evalsha(self._scripts.send, script_keys, args))
         self._guard.check(reply, to)
-        _, new, seq, ts, stored_id, node, status = reply
+        _, new, seq, ts, stored_id, nodes, status, carbon_seq, sender_nodes = reply
         if not new:
             log.debug("p2p %s from %s to %s: repeat of seq %d", stored_id, sender, to, seq)
             return Direct(stored_id.decode(), seq, ts, status.decode())
-        if node:
-            await self._publish({node.decode(): [frame(fields, seq=seq, ts=ts, to=to)]})
+        by_node: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for node in nodes.split():
+            by_node[node.decode()].append(frame(fields, seq=seq, ts=ts, to=to))
+        for node in sender_nodes.split():
+            by_node[node.decode()].append(frame(carbon, seq=carbon_seq, ts=ts, to=to))
+        if by_node:
+            await self._publish(by_node)
         self._accepted(MessageKind.P2P, start)
         log.debug("p2p %s from %s to %s: seq %d", msg_id, sender, to, seq)
         return Direct(msg_id, seq, ts, status.decode())
@@ -135,11 +159,26 @@ class Sender:
         msg_id: str,
         group: str | None = None,
         idem_scope: str | None = None,
+        extra: dict[str, Any] | None = None,
+        carbon_to: str | None = None,
+        device: str | None = None,
     ) -> FanOut:
-        """A stored message to each of ``targets``, each with its own seq (kind group or push).
-        A repeat (``idem_scope`` already used) answers with the first message's id."""
+        """A stored message to each of ``targets``, each with its own seq (kind group, push,
+        or a v0.2 event: receipt, edit, recall, whose own fields are ``extra``). With
+        ``carbon_to`` (for kind group: the group's name, always) the sender's inbox gets a
+        carbon addressed to it, in the same round trip. A repeat (``idem_scope`` already used)
+        answers with the first message's id. A group message's reference is written alongside
+        (edits look it up)."""
         start = time.perf_counter()
-        fields = message(id=msg_id, kind=kind, sender=sender, body=body, group=group)
+        fields = {**message(id=msg_id, kind=kind, sender=sender, body=body, group=group), **(extra or {})}
+        if kind is MessageKind.GROUP and group is not None:
+            carbon_to = group
+        carbon = None if carbon_to is None else _carbon(fields, carbon_to, device)
+        then = []
+        if kind is MessageKind.GROUP and group is not None:
+            then = [
+                ("SET", self._keys.message_ref(msg_id), _ref(kind, sender, group=group), "PX", self._ref_ms)
+            ]
         stored = await inbox.store_many(
             self._redis,
             self._scripts,
@@ -149,14 +188,18 @@ class Sender:
             msg_id=msg_id,
             retention=self._retention,
             idem_scope=idem_scope,
+            carbon=None if carbon is None else (sender, inbox.pack(carbon)),
+            then=then,
         )
         by_node: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for d in stored.deliveries:
-            if d.new and d.node is not None:
-                by_node[d.node].append(frame(fields, seq=d.seq, ts=d.ts, to=d.to))
+            if d.new:
+                out = carbon if d.carbon and carbon is not None else fields
+                for node in d.nodes:
+                    by_node[node].append(frame(out, seq=d.seq, ts=d.ts, to=carbon_to if d.carbon else d.to))
         await self._publish(by_node)
         if not stored.repeat and targets:
-            if group is not None:
+            if kind is MessageKind.GROUP and group is not None:
                 self._history.append(
                     self._keys.group_history(group), {**fields, "to": group, "ts": stored.ts}
                 )
@@ -189,6 +232,19 @@ class Sender:
         log.debug("%s %s from %s to %d online users", kind.value, msg_id, sender, recipients)
         return FanOut(msg_id, recipients)
 
+    async def live_only(
+        self, *, sender: str, kind: MessageKind, targets: dict[str, list[str]], group: str | None = None
+    ) -> None:
+        """A seq-0 message (not stored: ``typing``) to every device of each user of
+        ``targets`` (user -> the nodes its devices are on)."""
+        fields = message(id=new_message_id(), kind=kind, sender=sender, body="", group=group)
+        ts = now_ms()
+        by_node: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for user, nodes in targets.items():
+            for node in nodes:
+                by_node[node].append(frame(fields, seq=0, ts=ts, to=user))
+        await self._publish(by_node)
+
     async def _publish(self, by_node: dict[str, list[dict[str, Any]]]) -> None:
         """One publish per node (split only if it would pass NATS's max payload)."""
         for node, frames in by_node.items():
@@ -206,6 +262,21 @@ class Sender:
 
     def _accepted(self, kind: MessageKind, start: float) -> None:
         self._metrics.accepted(kind.value, time.perf_counter() - start)
+
+
+def _ref(kind: MessageKind, sender: str, *, to: str | None = None, group: str | None = None) -> bytes:
+    """A message's reference (``keys.message_ref``): what an edit or recall needs to know."""
+    ref: dict[str, Any] = {"kind": kind.value, "from": sender, "ts": now_ms()}
+    ref.update({"to": to} if group is None else {"group": group})
+    return inbox.pack(ref)
+
+
+def _carbon(fields: dict[str, Any], to: str, device: str | None) -> dict[str, Any]:
+    """The sender's copy of ``fields``: addressed to ``to``, saying which device sent it."""
+    out = {**fields, "carbon": True, "to": to}
+    if device is not None:
+        out["device"] = device
+    return out
 
 
 def _payloads(frames: list[dict[str, Any]], limit: int) -> list[bytes]:

@@ -9,8 +9,9 @@ Subjects:
     (length prefix included, ``shared.protocol.encode``), so a node neither
     decodes nor encodes it: it writes those bytes. ``to``, ``seq``, ``ts`` and
     ``kind`` repeat what the node needs of it (recipient, ordering, metrics).
-  - ``{"k": "kick", "user": str, "conn": str | None, "reason": str}`` -- close
-    that user's connection (only if it is ``conn``, when given).
+  - ``{"k": "kick", "user": str, "conn": str | None, "reason": str, "device": str | None}``
+    -- close that user's connection ``conn`` (when given), else its ``device``'s (when
+    given), else all of them.
   - ``{"k": "drain"}`` -- stop taking logins and move the clients away.
 - ``cim.kick.<node_id>``: only ``kick`` payloads, from the other nodes (the
   newest login of a user kicks its older connection wherever it is). Nodes may
@@ -44,6 +45,7 @@ __all__ = [
     "kick_subject",
     "msgs",
     "node_subject",
+    "owner",
     "publish_kick",
     "unpack",
 ]
@@ -52,7 +54,8 @@ BROADCAST_SUBJECT = "cim.broadcast"
 
 
 class Item(NamedTuple):
-    """One item of a ``msgs`` payload: a ``msg`` frame, encoded, and what a node needs of it."""
+    """One item of a ``msgs`` payload: a ``msg`` frame, encoded, and what a node needs of it
+    (``to``: the user whose devices get it, ``bus.owner``)."""
 
     to: str
     seq: int
@@ -73,24 +76,33 @@ def _pack(payload: dict[str, Any]) -> bytes:
     return msgpack.packb(payload, use_bin_type=True)
 
 
+def owner(m: dict[str, Any]) -> str:
+    """Whose inbox a ``msg`` frame belongs to: ``to``, but a carbon's is its sender's."""
+    return m["from"] if m.get("carbon") else m["to"]
+
+
 def msgs(items: list[dict[str, Any]]) -> bytes:
-    """Deliveries of complete ``msg`` frames (each with ``to``) to one node."""
+    """Deliveries of complete ``msg`` frames (each with ``to``) to one node, each to its
+    ``owner``'s devices."""
     return _pack(
         {
             "k": "msgs",
-            "d": [[m["to"], m.get("seq", 0), m.get("ts", 0), m.get("kind", ""), encode(m)] for m in items],
+            "d": [[owner(m), m.get("seq", 0), m.get("ts", 0), m.get("kind", ""), encode(m)] for m in items],
         }
     )
 
 
-async def publish_kick(nats: Any, subject: str, user: str, reason: str, conn: str | None = None) -> None:
+async def publish_kick(
+    nats: Any, subject: str, user: str, reason: str, conn: str | None = None, device: str | None = None
+) -> None:
     """Ask the node behind ``subject`` (``node_subject`` from the route, ``kick_subject`` from
-    another node) to kick ``user`` (only connection ``conn``, when given)."""
-    await nats.publish(subject, kick(user, reason, conn))
+    another node) to kick ``user``: only connection ``conn``, when given, else its ``device``'s
+    connection, when given, else all of them."""
+    await nats.publish(subject, kick(user, reason, conn, device))
 
 
-def kick(user: str, reason: str, conn: str | None = None) -> bytes:
-    return _pack({"k": "kick", "user": user, "conn": conn, "reason": reason})
+def kick(user: str, reason: str, conn: str | None = None, device: str | None = None) -> bytes:
+    return _pack({"k": "kick", "user": user, "conn": conn, "reason": reason, "device": device})
 
 
 def drain() -> bytes:

@@ -54,14 +54,15 @@ class Retention:
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """One recipient's outcome of a store: ``new`` is False when it already had the message
-    (an idempotent retry); ``ts`` when it entered this inbox; ``node`` is where the
-    recipient's session is, or None."""
+    (an idempotent retry); ``ts`` when it entered this inbox; ``nodes`` are where the
+    recipient's devices are connected (none: offline); ``carbon``: this is the sender's copy."""
 
     to: str
     new: bool
     seq: int
     ts: int
-    node: str | None
+    nodes: tuple[str, ...]
+    carbon: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,21 +144,42 @@ async def store_many(
     msg_id: str,
     retention: Retention,
     idem_scope: str | None = None,
+    carbon: tuple[str, bytes] | None = None,
+    then: Sequence[tuple[Any, ...]] = (),
 ) -> Batch:
     """Store ``packed`` (see ``pack``) in the inbox of each of ``users``, each with its own seq:
     one ``store_batch.lua`` call per ``BATCH`` recipients, all in one round trip. With
-    ``idem_scope`` a recipient that already has the message gets nothing new."""
+    ``idem_scope`` a recipient that already has the message gets nothing new. ``carbon``
+    (sender, its packed copy) stores the sender's copy too, in the last call (its ``Delivery``
+    is the last, ``carbon`` True); ``then``: more commands for the same round trip."""
     args = _args(packed, retention, idem_scope, msg_id)
-    batches = [users[i : i + BATCH] for i in range(0, len(users), BATCH)]
+    batches: list[list[str]] = [list(users[i : i + BATCH]) for i in range(0, len(users), BATCH)]
+    if carbon is not None:
+        batches = batches or [[]]
+        batches[-1].append(carbon[0])
     async with redis.pipeline(transaction=False) as pipe:
-        for batch in batches:
+        for i, batch in enumerate(batches):
+            last = carbon is not None and i == len(batches) - 1
             pipe.execute_command(
-                *evalsha(scripts.store_batch, _recipient_keys(keys, batch, idem_scope), args)
+                *evalsha(
+                    scripts.store_batch,
+                    _recipient_keys(keys, batch, idem_scope),
+                    [*args, carbon[1]] if last and carbon is not None else args,
+                )
             )
+        for command in then:
+            pipe.execute_command(*command)
         replies = await scripts.execute(pipe)
-    stored = [_parse(batch, reply) for batch, reply in zip(batches, replies, strict=True)]
+    stored = [_parse(batch, reply) for batch, reply in zip(batches, replies, strict=False)]
+    if carbon is not None:
+        *others, own = stored[-1].deliveries
+        stored[-1] = Batch(stored[-1].ts, stored[-1].id, [*others, _as_carbon(own)])
     first = next((s for s in stored if s.repeat), stored[0]) if stored else Batch(0, msg_id, [])
     return Batch(first.ts, first.id, [d for s in stored for d in s.deliveries])
+
+
+def _as_carbon(d: Delivery) -> Delivery:
+    return Delivery(d.to, d.new, d.seq, d.ts, d.nodes, carbon=True)
 
 
 def _args(packed: bytes, retention: Retention, idem_scope: str | None, msg_id: str) -> list[Any]:
@@ -183,7 +205,7 @@ def _recipient_keys(keys: Keys, users: Sequence[str], idem_scope: str | None) ->
 def _parse(users: Sequence[str], reply: list[Any]) -> Batch:
     now, ts, msg_id, *flat = reply
     deliveries = [
-        Delivery(user, bool(flat[i]), int(flat[i + 1]), int(now), _node(flat[i + 2]))
+        Delivery(user, bool(flat[i]), int(flat[i + 1]), int(now), tuple(_text(flat[i + 2]).split()))
         for i, user in zip(range(0, len(flat), 3), users, strict=True)
     ]
     return Batch(int(ts), _text(msg_id), deliveries)
@@ -193,18 +215,16 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _node(value: bytes | str) -> str | None:
-    return _text(value) or None
-
-
 async def read_after(
     redis: Redis, keys: Keys, user: str, after_seq: int, count: int = 500
 ) -> list[dict[str, Any]]:
-    """Up to ``count`` stored ``msg`` frames of ``user`` with seq > ``after_seq``, in order."""
+    """Up to ``count`` stored ``msg`` frames of ``user`` with seq > ``after_seq``, in order
+    (``to`` is ``user``, but a carbon's is its addressee)."""
     entries = await redis.xrange(keys.inbox(user), min=f"({after_seq}-0", max="+", count=count)
     frames = []
     for entry_id, fields in entries:
         seq = int(entry_id.split(b"-")[0] if isinstance(entry_id, bytes) else entry_id.split("-")[0])
         stored = msgpack.unpackb(fields[b"m"], raw=False)
-        frames.append(frame(stored, seq=seq, ts=int(fields[b"ts"]), to=user))
+        # A carbon keeps its addressee as ``to``; everything else is the inbox owner's.
+        frames.append(frame(stored, seq=seq, ts=int(fields[b"ts"]), to=stored.get("to", user)))
     return frames

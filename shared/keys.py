@@ -9,8 +9,17 @@ slot and one Lua script can touch them together (seq, inbox, idempotency).
 | seq:{u}                               | string | last seq assigned to u (never expires)       |
 | inbox:{u}                             | stream | id ``<seq>-0``, fields ``m`` (msgpack msg    |
 |                                       |        | without seq/ts/to), ``ts`` (ms it entered)    |
-| ack:{u}                               | string | highest seq u acked (cumulative)             |
-| session:{u}                           | hash   | ``node``, ``conn``, ``since``                |
+| ack:{u}                               | string | highest seq any device of u acked            |
+| ack:{u}:<device>                      | string | highest seq that device acked (cumulative)   |
+| session:{u}                           | hash   | a field per online device: ``<node> <conn>    |
+|                                       |        | <since ms>`` (``lua/_session.lua``)           |
+| reads:{u}                             | hash   | peer -> ts u read the p2p conversation up to |
+| typing:{u}:<to>                       | string | set for 1 s after u's typing to ``to``        |
+| msg:{<id>}                            | string | msgpack ref: kind, from, to or group, ts:     |
+|                                       |        | what an edit or recall looks up               |
+| edits:{a|b} / edits:{#g}              | hash   | message id -> msgpack ``{body, edited_ts}``   |
+|                                       |        | or ``{recalled: true}`` (history applies it) |
+| group-reads:{#g}                      | hash   | member -> ts it read the group up to          |
 | idem:{u}:<scope>                      | hash   | ``seq``, ``ts``, ``id``, ``status`` of the first |
 |                                       |        | answer of an idempotent store (a string for   |
 |                                       |        | delayed sends and push to ``"*"``)            |
@@ -25,7 +34,7 @@ slot and one Lua script can touch them together (seq, inbox, idempotency).
 |                                       |        | of the group starts there                    |
 | history:{a|b} / history:{#g}          | stream | auto ids, fields ``m`` (msgpack msg), and     |
 |                                       |        | ``ts`` for p2p ones (written by send.lua)     |
-| node-sessions:<node>                  | set    | usernames with a session on that node        |
+| node-sessions:<node>                  | set    | ``<user>/<device>`` with a session there     |
 | online                                | zset   | all online usernames, score 0 (lex queries)  |
 | users                                 | zset   | all registered usernames, score 0            |
 | usernames                             | hash   | lower-case username -> the username          |
@@ -60,6 +69,25 @@ class Keys:
 
     def ack(self, u: str) -> str:
         return f"{self.prefix}ack:{{{u}}}"
+
+    def device_ack(self, u: str, device: str) -> str:
+        return f"{self.prefix}ack:{{{u}}}:{device}"
+
+    def reads(self, u: str) -> str:
+        return f"{self.prefix}reads:{{{u}}}"
+
+    def typing(self, u: str, to: str) -> str:
+        return f"{self.prefix}typing:{{{u}}}:{to}"
+
+    def message_ref(self, msg_id: str) -> str:
+        return f"{self.prefix}msg:{{{msg_id}}}"
+
+    def edits(self, history_key: str) -> str:
+        """The edits of the conversation whose history stream is ``history_key`` (same slot)."""
+        return history_key.replace(f"{self.prefix}history:", f"{self.prefix}edits:", 1)
+
+    def group_reads(self, g: str) -> str:
+        return f"{self.prefix}group-reads:{{#{g}}}"
 
     def session(self, u: str) -> str:
         return f"{self.prefix}session:{{{u}}}"

@@ -66,13 +66,21 @@ CLIENT_FRAMES = frozenset({FrameType.LOGIN, FrameType.PING, FrameType.ACK, Frame
 
 
 class MessageKind(enum.StrEnum):
-    """``kind`` of a ``msg`` frame. Only p2p, group and push-to-a-list are stored."""
+    """``kind`` of a ``msg`` frame. Stored: p2p, group, push to a list, receipt, edit, recall."""
 
     P2P = "p2p"
     GROUP = "group"
     BROADCAST = "broadcast"
     PUSH = "push"
     SYSTEM = "system"
+    RECEIPT = "receipt"
+    """v0.2: ``from`` read the conversation ``with`` up to ``read_ts``."""
+    TYPING = "typing"
+    """v0.2: ``from`` is typing to ``to`` (or in ``group``); not stored, seq 0."""
+    EDIT = "edit"
+    """v0.2: message ``ref`` now reads ``body``."""
+    RECALL = "recall"
+    """v0.2: message ``ref`` was taken back."""
 
 
 class ErrorCode(enum.StrEnum):
@@ -98,6 +106,8 @@ class KickReason(enum.StrEnum):
     DRAIN = "drain"
     LOGOUT = "logout"
     REVOKED = "revoked"
+    DEVICE_LIMIT = "device_limit"
+    """v0.2: a login on one device too many ended this, the longest-connected one."""
 
     @property
     def reconnect(self) -> bool:

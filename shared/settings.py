@@ -256,6 +256,8 @@ class NodeSettings(CommonSettings):
     """Kicks per second while draining, so the others' logins don't stampede."""
     drain_timeout_s: float = 60.0
     """Longest a drain (bus ``drain`` or SIGTERM) may take before the rest are closed at once."""
+    max_devices: int = 5
+    """Devices of one user online at once; a login past it kicks the longest-connected one."""
 
     def validate(self) -> None:
         CommonSettings.validate(self)
@@ -274,6 +276,8 @@ class NodeSettings(CommonSettings):
             raise SettingsError(detail=f"CIM_ROUTE_URL={self.route_url!r} is not an http(s) URL")
         if self.max_pending <= 0 or self.max_pending_per_address <= 0:
             raise SettingsError(detail="CIM_MAX_PENDING and CIM_MAX_PENDING_PER_ADDRESS must be positive")
+        if self.max_devices <= 0:
+            raise SettingsError(detail="CIM_MAX_DEVICES must be positive")
 
     @property
     def allowed_origins(self) -> frozenset[str]:
@@ -330,6 +334,8 @@ class RouteSettings(CommonSettings):
     """How long the route tries to reach NATS at start before it gives up (exit non-zero)."""
     scheduler_poll_ms: int = 200
     """How often the route looks for delayed messages that fell due."""
+    edit_window_s: int = 86400
+    """How long after a send its sender may edit or recall it."""
 
     def validate(self) -> None:
         CommonSettings.validate(self)

@@ -61,7 +61,8 @@ class FrameReceiver(asyncio.Protocol):
             kind = frame["t"]
             if kind == "msg":
                 self.seq = max(self.seq, frame.get("seq", 0))
-                self.receipts.add(frame.get("body", ""))
+                if not frame.get("carbon"):  # the sender's own copy (v0.2) is not a delivery
+                    self.receipts.add(frame.get("body", ""))
             elif kind == "welcome":
                 self.node = frame.get("node", "")
                 if not self.welcome.done():

@@ -22,6 +22,8 @@ from cim_cli.chat.commands import (
     Command,
     CommandError,
     Delay,
+    Devices,
+    Edit,
     EmojiPage,
     GroupCreate,
     GroupList,
@@ -31,6 +33,7 @@ from cim_cli.chat.commands import (
     Info,
     Online,
     Quit,
+    Recall,
     Say,
     Search,
     SendTo,
@@ -41,6 +44,7 @@ from cim_cli.chat.commands import (
 )
 from cim_cli.chat.completion import Roster
 from cim_cli.chat.formatting import api_error_text, format_message, say, scheduled, sent_line, show
+from cim_cli.chat.mine import MyMessages
 from cim_client import CimApiError, CimError, Client, Message
 
 __all__ = ["COMMAND_TIMEOUT_S", "HANDLERS", "Actions", "note_peer"]
@@ -76,11 +80,14 @@ def note_peer(peers: list[str], name: str) -> None:
 class Actions:
     """Runs the commands of one chat session against its client."""
 
-    def __init__(self, client: Client, route: str, roster: Roster, peers: list[str]) -> None:
+    def __init__(
+        self, client: Client, route: str, roster: Roster, peers: list[str], mine: MyMessages | None = None
+    ) -> None:
         self.client = client
         self.route = route
         self.roster = roster
         self.peers = peers
+        self.mine = mine if mine is not None else MyMessages(client.username, client.device)
         self.target: Target | None = None
         """Where plain text goes (``:to``); ``None``: everyone online."""
         self.quit = False
@@ -133,10 +140,12 @@ class Actions:
     async def _send(self, target: Target, body: str, delay_ms: int | None) -> None:
         if target.group:
             answer = await self.client.send_group(target.name, body, delay_ms=delay_ms)
+            self.mine.sent(str(answer["id"]))
             count = int(answer.get("recipients", 0))
             status = scheduled(answer.get("due")) if delay_ms else f"{count} recipient{'s' * (count != 1)}"
         else:
             result = await self.client.send(target.name, body, delay_ms=delay_ms)
+            self.mine.sent(result.id)
             status = scheduled(result.due) if result.status == "scheduled" else result.status
             note_peer(self.peers, target.name)
         show(sent_line(str(target), body, status))
@@ -181,7 +190,14 @@ class Actions:
         if target is None:
             raise CommandError("whose history? :h user|#group (or set one with :to)")
         messages = await self._read_history(target, None)
-        self._show_found(f"history with {target}", messages)
+        title = f"history with {target}"
+        if not messages:
+            say("info", f"-- {title}: nothing --")
+            return
+        say("info", f"-- {title}: {len(messages)} --")
+        for number, msg in self.mine.number(messages):
+            show(format_message(msg, self.me, number=number))
+        say("info", "-- end --")
 
     @_runs(Search)
     async def _search(self, command: Search) -> None:
@@ -224,6 +240,32 @@ class Actions:
             show(format_message(msg, self.me))
         say("info", "-- end --")
 
+    # ----- edits and devices ------------------------------------------------------------
+
+    def _pick(self, number: int | None) -> str:
+        try:
+            return self.mine.pick(number)
+        except LookupError as exc:
+            raise CommandError(str(exc)) from exc
+
+    @_runs(Edit)
+    async def _edit(self, command: Edit) -> None:
+        await self.client.edit(self._pick(command.number), command.body)
+        say("good", f"edited: {command.body}")
+
+    @_runs(Recall)
+    async def _recall(self, command: Recall) -> None:
+        await self.client.recall(self._pick(command.number))
+        say("good", "recalled")
+
+    @_runs(Devices)
+    async def _devices(self, command: Devices) -> None:
+        devices = (await self.client.me()).get("devices", [])
+        say("info", f"{len(devices)} device{'s' * (len(devices) != 1)} online:")
+        for d in devices:
+            here = " (this one)" if d["device"] == self.client.device else ""
+            say("info", f"  {d['device']} on node {d['node']}{here}")
+
     # ----- the rest ---------------------------------------------------------------------
 
     @_runs(EmojiPage)
@@ -252,7 +294,7 @@ class Actions:
         node = self.client.node
         where = f"{node.id} ({node.host}:{node.port})" if node else "-"
         lines = [
-            f"user: {self.me}",
+            f"user: {self.me} (device {self.client.device})",
             f"node: {where}",
             f"route: {self.route}",
             f"last seq: {self.client.last_seq}",

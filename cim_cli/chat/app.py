@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -21,11 +23,24 @@ from cim_cli.chat.profile import Profile
 from cim_cli.chat.screen import ChatScreen
 from shared.settings import DEFAULT_ROUTE_URL
 
-__all__ = ["run_chat"]
+__all__ = ["host_device", "run_chat"]
 
 
-def run_chat(route_url: str | None, username: str | None, *, environ: Mapping[str, str] = os.environ) -> int:
-    """Run the chat until the user quits; the process exit code (0: a normal quit)."""
+def host_device() -> str:
+    """The host name as a device name: 1-32 of ``A-Z a-z 0-9 _ . -`` (else ``default``)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname().split(".")[0])[:32]
+    return name or "default"
+
+
+def run_chat(
+    route_url: str | None,
+    username: str | None,
+    *,
+    device: str | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> int:
+    """Run the chat until the user quits; the process exit code (0: a normal quit). ``device``:
+    this device's name (default: the host name, cut to the name rules)."""
     profile = Profile.default(environ)
     _log_to_file(profile.data_dir / "chat.log")
     remembered = profile.remembered()
@@ -33,14 +48,15 @@ def run_chat(route_url: str | None, username: str | None, *, environ: Mapping[st
     route = route.rstrip("/")
     user = username or remembered.username
     try:
-        return asyncio.run(_main(profile, route, user, environ.get("CIM_PASSWORD") or None))
+        password = environ.get("CIM_PASSWORD") or None
+        return asyncio.run(_main(profile, route, user, password, device or host_device()))
     except (KeyboardInterrupt, EOFError):
         return 0
 
 
-async def _main(profile: Profile, route: str, username: str | None, password: str | None) -> int:
-    screen = ChatScreen(profile, route)
-    login = LoginDialog(profile, route, username, password, screen.make_client)
+async def _main(profile: Profile, route: str, username: str | None, password: str | None, device: str) -> int:
+    screen = ChatScreen(profile, route, device)
+    login = LoginDialog(profile, route, username, password, screen.make_client, device=device)
     client = await login.run()
     if client is None:
         return 1

@@ -32,6 +32,8 @@ __all__ = [
     "CommandError",
     "CommandSpec",
     "Delay",
+    "Devices",
+    "Edit",
     "EmojiPage",
     "GroupCreate",
     "GroupList",
@@ -41,6 +43,7 @@ __all__ = [
     "Info",
     "Online",
     "Quit",
+    "Recall",
     "Say",
     "Search",
     "SendTo",
@@ -160,6 +163,26 @@ class Delay(Command):
     @property
     def delay_ms(self) -> int:
         return round(self.seconds * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Edit(Command):
+    """``:edit [N] text``: my last message (or number N of the last ``:h``) now reads ``body``."""
+
+    number: int | None
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recall(Command):
+    """``:recall [N]``: take back my last message (or number N of the last ``:h``)."""
+
+    number: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Devices(Command):
+    """``:devices``: where I am online."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +334,22 @@ def _duration(text: str) -> float:
     return seconds
 
 
+def _cmd_edit(rest: str, usage: str) -> Command:
+    """``:edit text`` or ``:edit N text`` (a leading number with text after it is N)."""
+    first, after = _split_word(rest)
+    if first.isdigit() and after:
+        return Edit(int(first), _required_body(after, usage))
+    return Edit(None, _required_body(rest, usage))
+
+
+def _cmd_recall(rest: str, usage: str) -> Command:
+    if not rest:
+        return Recall(None)
+    if not rest.isdigit():
+        raise CommandError(f"usage: {usage} (N is a number shown by :h)")
+    return Recall(int(rest))
+
+
 def _cmd_emoji(rest: str, usage: str) -> Command:
     if not rest:
         return EmojiPage()
@@ -385,6 +424,21 @@ COMMANDS: tuple[CommandSpec, ...] = (
         names=("delay",), usage=":delay SECONDS TARGET text", hint="send later",
         help="send later (SECONDS like 30, 1.5, 5m, 2h, 1d)",
         parse=_cmd_delay, args=(Arg.NOTHING, Arg.TARGET),
+    ),
+    CommandSpec(
+        names=("edit",), usage=":edit [N] text", hint="correct my message",
+        help="my last message (or number N of :h) now reads text",
+        parse=_cmd_edit,
+    ),
+    CommandSpec(
+        names=("recall",), usage=":recall [N]", hint="take back my message",
+        help="take back my last message (or number N of :h)",
+        parse=_cmd_recall,
+    ),
+    CommandSpec(
+        names=("devices",), usage=":devices", hint="where I am online",
+        help="my devices that are online, and their nodes",
+        parse=Devices(),
     ),
     CommandSpec(
         names=("emoji",), usage=":emoji [PAGE]", hint="emoji alias table",

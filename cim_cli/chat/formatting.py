@@ -17,10 +17,12 @@ from shared.protocol import KickReason, MessageKind
 __all__ = [
     "STYLE",
     "api_error_text",
+    "change_line",
     "clock",
     "error_text",
     "format_message",
     "kick_text",
+    "receipt_line",
     "say",
     "scheduled",
     "sent_line",
@@ -51,12 +53,16 @@ _KICK_TEXT: dict[str, str] = {
     KickReason.DUPLICATE_LOGIN: "you logged in somewhere else; this session ends",
     KickReason.LOGOUT: "you logged out; this session ends",
     KickReason.REVOKED: "an operator ended this session",
+    KickReason.DEVICE_LIMIT: "you logged in on too many devices; this one, the longest on, ends",
 }
 _API_HINTS = {
     "rate_limited": "sending too fast, slow down",
     "unknown_user": "no such user",
     "unknown_group": "no such group (or you are not in it)",
     "too_large": "the message is too long",
+    "not_sender": "only its sender can change a message",
+    "too_late": "too late to change that message",
+    "unknown_message": "no such message (or it was recalled)",
 }
 
 
@@ -67,12 +73,19 @@ def clock(ts_ms: int, now: datetime | None = None) -> str:
     return when.strftime("%H:%M") if when.date() == now.date() else when.strftime("%a %d %b %H:%M")
 
 
-def format_message(msg: Message, me: str, now: datetime | None = None) -> FormattedText:
-    """One message as a styled line: time, where it came from, body."""
+def format_message(
+    msg: Message, me: str, now: datetime | None = None, number: int | None = None
+) -> FormattedText:
+    """One message as a styled line: time (after ``[number]`` of a ``:h`` list), where it came
+    from (``you → bob (from phone)`` for a carbon of my other device's send), body."""
+    if msg.kind in (MessageKind.EDIT, MessageKind.RECALL):
+        return change_line(msg, me, now)
     parts: list[tuple[str, str]] = [("class:time", clock(msg.ts, now) + " ")]
+    if number is not None:
+        parts.insert(0, ("class:status", f"[{number}] "))
     if msg.sender == me:
         where = f"#{msg.group}" if msg.group else msg.to
-        parts.append(("class:me", f"you \u2192 {where}: "))
+        parts.append(("class:me", f"you \u2192 {where}{_from_device(msg)}: "))
     elif msg.kind == MessageKind.GROUP:
         parts += [("class:group", f"#{msg.group} "), ("class:p2p", f"{msg.sender}: ")]
     elif msg.kind == MessageKind.BROADCAST:
@@ -85,6 +98,30 @@ def format_message(msg: Message, me: str, now: datetime | None = None) -> Format
         parts.append(("class:p2p", f"{msg.sender}: "))
     parts.append(("class:system" if msg.kind == MessageKind.SYSTEM else "", msg.body))
     return FormattedText(parts)
+
+
+def _from_device(msg: Message) -> str:
+    return f" (from {msg.device})" if msg.carbon and msg.device else ""
+
+
+def change_line(msg: Message, me: str, now: datetime | None = None) -> FormattedText:
+    """An ``edit`` (its new text) or a ``recall`` of a message, as one line."""
+    who = f"you{_from_device(msg)}" if msg.sender == me else msg.sender
+    where = f" in #{msg.group}" if msg.group else ""
+    parts: list[tuple[str, str]] = [("class:time", clock(msg.ts, now) + " ")]
+    if msg.kind == MessageKind.RECALL:
+        parts.append(("class:status", f"{who} recalled a message{where}"))
+    else:
+        parts += [("class:status", f"{who} edited a message{where}: "), ("", msg.body)]
+    return FormattedText(parts)
+
+
+def receipt_line(msg: Message, now: datetime | None = None) -> FormattedText:
+    """The read mark: ``msg.sender`` read what I sent up to ``read_ts``."""
+    up_to = clock(msg.read_ts or msg.ts, now)
+    return FormattedText(
+        [("class:good", f"\u2713 read by {msg.sender}"), ("class:status", f" (up to {up_to})")]
+    )
 
 
 def sent_line(where: str, body: str, status: str) -> FormattedText:

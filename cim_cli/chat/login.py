@@ -42,8 +42,10 @@ class LoginDialog:
         username: str | None,
         password: str | None,
         make_client: Callable[..., Client],
+        device: str = "default",
     ) -> None:
         self.profile = profile
+        self.device = device
         self._make_client = make_client
         self.route = route
         self.username = username
@@ -70,6 +72,11 @@ class LoginDialog:
         say("warn", why)
         return await self._session.prompt_async(f"password for {self.username}: ", is_password=True)
 
+    @property
+    def _cached_as(self) -> str:
+        """The token cache's name of this login: a token is for one device of a user."""
+        return f"{self.username}/{self.device}"
+
     async def _ask_username(self) -> str:
         while True:
             name = (await self._session.prompt_async("username: ")).strip()
@@ -80,7 +87,7 @@ class LoginDialog:
     async def _from_cache(self) -> Client | None:
         """Reuse a remembered token: no password needed while it is valid."""
         assert self.username
-        cached = self.profile.cached_login(self.route, self.username)
+        cached = self.profile.cached_login(self.route, self._cached_as)
         if cached is None or cached.node is None:
             return None
         try:
@@ -94,7 +101,7 @@ class LoginDialog:
             log.info("cached token not usable: %s", exc)
             await client.close()
             if getattr(exc, "code", "") in _TOKEN_GONE:
-                self.profile.forget_token(self.route, self.username)
+                self.profile.forget_token(self.route, self._cached_as)
             return None
         return client
 
@@ -132,7 +139,7 @@ class LoginDialog:
                 return False
         self.profile.save_login(
             self.route,
-            client.username,
+            self._cached_as,
             CachedLogin(answer["token"], int(answer["expires_at"]), answer["node"]),
         )
         return True

@@ -3,7 +3,10 @@
 Incoming messages are printed above the prompt (``print_formatted_text`` runs
 them "in terminal" while the prompt is active, and ``patch_stdout`` catches
 anything else), so a half-typed line is never broken. The bottom toolbar shows
-who I am, the node, the connection state and the current target. What a line
+who I am, the node, the connection state, the current target and who is typing to
+me. A carbon of a send from this device is not printed again (the send echoed it);
+one from my other devices shows as ``you → bob (from phone)``; a receipt prints
+"✓ read by bob"; read and typing notes go out through ``cim_cli.chat.signals``. What a line
 means is :mod:`cim_cli.chat.commands`; what it does is :mod:`cim_cli.chat.actions`.
 """
 
@@ -24,10 +27,12 @@ from prompt_toolkit.history import FileHistory
 from prompt_toolkit.patch_stdout import patch_stdout
 
 from cim_cli.chat.actions import Actions, note_peer
-from cim_cli.chat.commands import CommandError, Target, parse
+from cim_cli.chat.commands import CommandError, Target, parse, valid_name
 from cim_cli.chat.completion import ChatCompleter, Roster
-from cim_cli.chat.formatting import STYLE, format_message, kick_text, say, show
+from cim_cli.chat.formatting import STYLE, format_message, kick_text, receipt_line, say, show
+from cim_cli.chat.mine import MyMessages
 from cim_cli.chat.profile import Profile
+from cim_cli.chat.signals import Signals
 from cim_client import CimError, Client, ConnectionState, Message, retryable
 from shared.protocol import KickReason, MessageKind
 
@@ -49,11 +54,14 @@ class _Interrupt(Exception):
 class ChatScreen:
     """The running chat: prompt, toolbar, printing, the SDK's callbacks."""
 
-    def __init__(self, profile: Profile, route: str) -> None:
+    def __init__(self, profile: Profile, route: str, device: str = "default") -> None:
         self.profile = profile
         self.route = route
+        self.device = device
         self._client: Client | None = None
         self._actions: Actions | None = None
+        self._mine: MyMessages | None = None
+        self._signals: Signals | None = None
         self.me = ""
         self.roster = Roster()
         self._ask_password: Callable[[str], Awaitable[str]] | None = None
@@ -73,6 +81,7 @@ class ChatScreen:
             style=STYLE,
             refresh_interval=0.5,
         )
+        self._session.default_buffer.on_text_changed += self._on_draft
 
     @property
     def client(self) -> Client:
@@ -95,13 +104,17 @@ class ChatScreen:
             on_message=self._on_message,
             on_state=self._on_state,
             on_kick=self._on_kick,
+            device=self.device,
             **kwargs,
         )
 
     async def run(self, client: Client, ask_password: Callable[[str], Awaitable[str]]) -> int:
         """Prompt until quit; close the session (``bye``) whatever happens."""
         self._client, self._ask_password = client, ask_password
-        self._actions = Actions(client, self.route, self.roster, self._peers)
+        self._mine = MyMessages(client.username, client.device)
+        self._signals = Signals(client)
+        self._signals.start()
+        self._actions = Actions(client, self.route, self.roster, self._peers, self._mine)
         refresher = asyncio.create_task(self._refresh_roster(), name="cim-chat-roster")
         loop = asyncio.get_running_loop()
         for sig in _STOP_SIGNALS:
@@ -118,6 +131,7 @@ class ChatScreen:
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
+            await self._signals.stop()
             await client.close()
             self.profile.save_peers(self._peers)
 
@@ -184,9 +198,33 @@ class ChatScreen:
     # ----- SDK callbacks ------------------------------------------------------------
 
     def _on_message(self, msg: Message) -> None:
+        signals, mine = self._signals, self._mine
+        if signals is None or mine is None:  # messages before run(): the login's replay
+            show(format_message(msg, self.me))
+            return
+        if msg.kind == MessageKind.TYPING:
+            signals.typing_from(msg)
+            self._session.app.invalidate()
+            return
+        if msg.kind == MessageKind.RECEIPT:
+            if not msg.carbon and msg.sender != self.me:  # my other device's reads: no news
+                show(receipt_line(msg))
+            return
+        if mine.seen(msg):  # the carbon of a send from here: echoed when sent
+            return
         if msg.kind == MessageKind.P2P and msg.sender != self.me:
             note_peer(self._peers, msg.sender)
+        signals.stopped_typing(msg)
         show(format_message(msg, self.me))
+        signals.shown(msg)
+
+    def _on_draft(self, buffer: Any) -> None:
+        """The draft changed: if it is a message to someone, tell them I am typing."""
+        if self._signals is None:
+            return
+        to, group = _draft_target(buffer.text, self.target)
+        if to is not None or group is not None:
+            self._signals.typing(to, group)
 
     def _on_state(self, state: ConnectionState, delay: float | None) -> None:
         previous, self._state = self._state, state
@@ -208,7 +246,7 @@ class ChatScreen:
     def _on_kick(self, reason: str) -> None:
         self._ended = kick_text(reason)
         if reason in (KickReason.LOGOUT, KickReason.REVOKED):
-            self.profile.forget_token(self.route, self.me)
+            self.profile.forget_token(self.route, f"{self.me}/{self.device}")
         self._exit_prompt()
 
     def _stop(self) -> None:
@@ -241,9 +279,13 @@ class ChatScreen:
         else:
             state = ("class:bottom-toolbar.bad", str(self._state))
         target = str(self.target) if self.target else "everyone"
-        return FormattedText(
-            [("", f" {self.me} @ {node} | "), state, ("", f" | to: {target} | :help  Tab completes ")]
-        )
+        typing = self._signals.who_types() if self._signals else []
+        parts = [("", f" {self.me} @ {node} | "), state, ("", f" | to: {target} | :help  Tab completes ")]
+        if typing:
+            parts.append(
+                ("class:bottom-toolbar.ok", f"| {', '.join(typing)} {_is_are(typing)} typing\u2026 ")
+            )
+        return FormattedText(parts)
 
     # ----- background ---------------------------------------------------------------
 
@@ -260,3 +302,25 @@ class ChatScreen:
             except (CimError, httpx.HTTPError, OSError, KeyError) as exc:
                 log.debug("roster refresh failed: %s", exc)
             await asyncio.sleep(ONLINE_REFRESH_S)
+
+
+def _is_are(who: list[str]) -> str:
+    return "is" if len(who) == 1 else "are"
+
+
+def _draft_target(text: str, target: Target | None) -> tuple[str | None, str | None]:
+    """(user, group) a draft line is a message to, if it is one: ``@bob ..``, ``bob;;..``,
+    ``#dev ..``, or plain text with a ``:to`` target. Commands and empty drafts are none."""
+    if not text.strip() or (text.startswith(":") and not text.startswith("::")):
+        return None, None
+    first = text.split(maxsplit=1)[0]
+    if first.startswith("@") and valid_name(first[1:]):
+        return first[1:], None
+    if first.startswith("#") and valid_name(first[1:]):
+        return None, first[1:]
+    head, sep, _ = text.partition(";;")
+    if sep and valid_name(head):
+        return head, None
+    if target is None:
+        return None, None
+    return (None, target.name) if target.group else (target.name, None)

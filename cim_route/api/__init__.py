@@ -3,7 +3,20 @@
 
 from __future__ import annotations
 
-from cim_route.api import account, groups, health, history, messages, nodes, push, sessions, users, web
+from cim_route.api import (
+    account,
+    edits,
+    groups,
+    health,
+    history,
+    messages,
+    nodes,
+    push,
+    receipts,
+    sessions,
+    users,
+    web,
+)
 
 __all__ = ["API_ROUTERS", "ROOT_ROUTERS"]
 
@@ -16,5 +29,7 @@ API_ROUTERS = (
     push.router,
     nodes.router,
     sessions.router,
+    receipts.router,
+    edits.router,
 )
 ROOT_ROUTERS = (health.router, web.router)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from cim_route.address import client_address
-from cim_route.api.schemas import API_PREFIX, Password
+from cim_route.api.schemas import API_PREFIX, Name, Password
 from cim_route.api.sessions import revoke_tokens
 from cim_route.auth import Caller
 from cim_route.context import Context, Ctx
@@ -28,6 +28,8 @@ class Credentials(BaseModel):
     # Not the username pattern: a name that cannot exist is simply bad credentials.
     username: Annotated[str, Field(min_length=1, max_length=128)]
     password: Annotated[str, Field(min_length=1, max_length=1024)]
+    device: Name = tokens.DEFAULT_DEVICE
+    """v0.2: which of the user's devices logs in (the token carries it)."""
 
 
 class NodeAddress(BaseModel):
@@ -56,7 +58,9 @@ async def login(ctx: Ctx, creds: Credentials, request: Request) -> LoginAnswer:
     address = client_address(request.scope, ctx.proxies)
     await _check_password(ctx, address, creds.username, creds.password)
     node = _pick_node(ctx, creds.username)
-    token, claims = tokens.issue(ctx.settings.secret, creds.username, ctx.settings.token_ttl)
+    token, claims = tokens.issue(
+        ctx.settings.secret, creds.username, ctx.settings.token_ttl, device=creds.device
+    )
     ctx.metrics.logins.labels("ok").inc()
     log.info("login %s from %s -> node %s (token %s)", creds.username, address, node.id, claims.jti)
     return LoginAnswer(
@@ -97,10 +101,18 @@ class ConnectAnswer(BaseModel):
     node: NodeAddress
 
 
+class ConnectRequest(BaseModel):
+    device: Name | None = None
+    """v0.2: the device the token was issued for (it is the token's; another is 422)."""
+
+
 @router.post("/connect", summary="A node to connect to, for a client that holds a valid token")
-async def connect(ctx: Ctx, caller: Caller) -> ConnectAnswer:
+async def connect(ctx: Ctx, caller: Caller, body: ConnectRequest | None = None) -> ConnectAnswer:
     """Like ``/login`` without the password: a client whose node went away asks for another
-    with the token it has (cim's addition to the contract). 503 ``no_nodes``."""
+    with the token it has (cim's addition to the contract). 503 ``no_nodes``; 422 when
+    ``device`` is not the token's."""
+    if body is not None and body.device is not None and body.device != caller.device:
+        raise ApiError(422, "invalid_request", f"the token is for device {caller.device}, not {body.device}")
     node = _pick_node(ctx, caller.username)
     log.info("connect %s -> node %s", caller.username, node.id)
     return ConnectAnswer(node=node)
@@ -111,31 +123,41 @@ async def logout(ctx: Ctx, caller: Caller) -> Response:
     ttl_ms = max(1, caller.expires_at - now_ms())
     async with ctx.redis.pipeline(transaction=False) as pipe:
         pipe.set(ctx.keys.revoked(caller.jti), b"1", px=ttl_ms)
-        sessions.queue_lookup(pipe, ctx.keys, caller.username)
-        _, reply = await pipe.execute()
-    session = sessions.session_of(reply)
-    if session is not None:
+        pipe.hget(ctx.keys.session(caller.username), caller.device)
+        _, session = await pipe.execute()
+    if session is not None:  # the token's device only: the user's other devices stay
+        node, conn, _ = session.decode().split(" ")
         await bus.publish_kick(
-            ctx.nats,
-            bus.node_subject(session.node),
-            caller.username,
-            KickReason.LOGOUT.value,
-            session.conn or None,
+            ctx.nats, bus.node_subject(node), caller.username, KickReason.LOGOUT.value, conn, caller.device
         )
     log.info("logout %s (token %s revoked)", caller.username, caller.jti)
     return Response(status_code=204)
+
+
+class DeviceInfo(BaseModel):
+    device: str
+    node: str
 
 
 class Me(BaseModel):
     username: str
     online: bool
     node: str | None
+    """The node of the caller's own device (its token's), else of its longest-connected one."""
+    devices: list[DeviceInfo]
+    """v0.2: every online device of the caller, longest-connected first."""
 
 
-@router.get("/me", summary="The caller and where it is connected")
+@router.get("/me", summary="The caller and where its devices are connected")
 async def me(ctx: Ctx, caller: Caller) -> Me:
-    node = await ctx.redis.hget(ctx.keys.session(caller.username), "node")
-    return Me(username=caller.username, online=node is not None, node=node.decode() if node else None)
+    online = await sessions.devices(ctx.redis, ctx.keys, caller.username)
+    own = next((d for d in online if d.device == caller.device), online[0] if online else None)
+    return Me(
+        username=caller.username,
+        online=bool(online),
+        node=own.node if own else None,
+        devices=[DeviceInfo(device=d.device, node=d.node) for d in online],
+    )
 
 
 class PasswordChange(BaseModel):

@@ -223,5 +223,6 @@ async def send(ctx: Ctx, caller: Sending, name: GroupName, msg: NewGroupMessage)
         msg_id=new_message_id(),
         group=name,
         idem_scope=scope,
+        device=caller.token.device,
     )
     return GroupSent(id=result.id, recipients=result.recipients)

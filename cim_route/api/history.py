@@ -59,5 +59,7 @@ async def history(
         key = ctx.keys.group_history(group)
         joined = await ctx.redis.hget(ctx.keys.joined(group), caller.username)
         since = int(joined) if joined is not None else None  # groups made before join times
-    messages, more = await ctx.history.read(key, before=before, q=q, limit=limit, since=since)
+    messages, more = await ctx.history.read(
+        key, before=before, q=q, limit=limit, since=since, edits_key=ctx.keys.edits(key)
+    )
     return HistoryPage(messages=messages, more=more)

@@ -77,6 +77,7 @@ async def send_now(
         msg_id=new_message_id(),
         idem_scope=f"p2p:{sender}:{client_msg_id}" if client_msg_id else None,
         token=caller.token,
+        device=caller.token.device,
     )
 
 

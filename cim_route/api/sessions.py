@@ -36,25 +36,20 @@ async def kick(
     username: Annotated[str, Path(pattern=NAME_RE.pattern)],
     revoke: Annotated[bool, Query(description="also revoke every token issued so far")] = True,
 ) -> Response:
-    """204: the user's connection gets ``kick{revoked}`` and its session is released (204 too
-    when it has none); every token issued to the user until now stops working at the route and
-    at the nodes (``?revoke=false``: kick only). 404 ``unknown_user``."""
-    async with ctx.redis.pipeline(transaction=False) as pipe:
-        pipe.exists(ctx.keys.user(username))
-        sessions.queue_lookup(pipe, ctx.keys, username)
-        exists, reply = await pipe.execute()
-    if not exists:
+    """204: every connection (device) of the user gets ``kick{revoked}`` and its session is
+    released (204 too when it has none); every token issued to the user until now stops
+    working at the route and at the nodes (``?revoke=false``: kick only). 404 ``unknown_user``."""
+    if not await ctx.redis.exists(ctx.keys.user(username)):
         raise ApiError(404, "unknown_user", f"no such user: {username}")
     if revoke:
         async with ctx.redis.pipeline(transaction=True) as pipe:
             revoke_tokens(ctx, pipe, username)
             await pipe.execute()
         log.info("tokens of %s revoked by an operator", username)
-    session = sessions.session_of(reply)
-    if session is not None:
+    for d in await sessions.devices(ctx.redis, ctx.keys, username):
         await bus.publish_kick(
-            ctx.nats, bus.node_subject(session.node), username, KickReason.REVOKED.value, session.conn or None
+            ctx.nats, bus.node_subject(d.node), username, KickReason.REVOKED.value, d.conn, d.device
         )
-        await sessions.release(ctx.redis, ctx.scripts, ctx.keys, username, session.node, session.conn or "*")
-        log.info("session of %s on node %s kicked by an operator", username, session.node)
+        await sessions.release(ctx.redis, ctx.scripts, ctx.keys, username, d.device, d.node, d.conn)
+        log.info("session of %s/%s on node %s kicked by an operator", username, d.device, d.node)
     return Response(status_code=204)

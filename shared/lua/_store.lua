@@ -1,7 +1,8 @@
 -- store_one(seq_key, inbox_key, session_key, idem_key, m, now, retention_ms, max_count,
 --           idem_ttl_s, msg_id): assign the recipient's next seq and append the message to its
 -- inbox, atomically; idem_key (or false) makes it idempotent. Returns new (1/0), seq, ts, id,
--- node ('' when the recipient has no session) and status ('delivered' or 'stored'; for a
+-- nodes (the nodes of the recipient's device sessions, space-separated; '' when it has none;
+-- needs the _session fragment) and status ('delivered' or 'stored'; for a
 -- repeat, the first answer's).
 --
 -- Age trim: entry ids are '<seq>-0', so the age of the head is in its 'ts' field. The head
@@ -27,7 +28,7 @@ end
 
 local function store_one(seq_key, inbox_key, session_key, idem_key, m, now, retention_ms, max_count,
                          idem_ttl_s, msg_id)
-  local node = redis.call('HGET', session_key, 'node') or ''
+  local node = session_nodes(session_key)
   local status = 'stored'
   if node ~= '' then status = 'delivered' end
   if idem_key then

@@ -37,6 +37,8 @@ async def test_echo_bot_answers_and_stops_on_sigterm(cluster: Cluster) -> None:
             await zoe.connect()
             for text in ("hello", "second, with ünïcode"):
                 sent = await zoe.send("bot", text)
+                carbon = await zoe.next_message(10)  # zoe's own send, as each of her devices sees it
+                assert (carbon.id, carbon.carbon) == (sent.id, True)
                 reply = await zoe.next_message(10)
                 assert (reply.sender, reply.body, reply.kind) == ("bot", text, "p2p")
                 assert reply.ts >= sent.ts

@@ -42,9 +42,18 @@ async def test_send_and_receive_both_ways(cluster: Cluster, transport: str) -> N
             "hello bob",
         )
         assert got.ts == sent.ts and got.group is None
+        carbon = await alice.next_message(5)  # my own send, on every device of mine
+        assert (carbon.id, carbon.carbon, carbon.to, carbon.seq, carbon.device) == (
+            sent.id,
+            True,
+            b,
+            1,
+            "default",
+        )
+        assert not got.carbon
         back = await bob.send(a, "hi alice")
         reply = await alice.next_message(5)
-        assert (reply.id, reply.sender, reply.body, reply.seq) == (back.id, b, "hi alice", 1)
+        assert (reply.id, reply.sender, reply.body, reply.seq) == (back.id, b, "hi alice", 2)
         assert (await alice.me())["online"] is True
         assert [m.body for m in await alice.history(with_user=b)] == ["hi alice", "hello bob"]
 
@@ -68,6 +77,8 @@ async def test_groups_and_push(cluster: Cluster) -> None:
         assert (got.kind, got.group, got.sender, got.body) == ("group", "team", "ann", "standup")
         async with AdminClient(cluster.route_url, API_KEY) as admin:
             assert (await admin.push(["ann"], "deploy done"))["recipients"] == 1
+            carbon = await ann.next_message(5)
+            assert (carbon.id, carbon.carbon, carbon.to, carbon.group) == (answer["id"], True, "team", "team")
             pushed = await ann.next_message(5)
             assert (pushed.kind, pushed.body) == ("push", "deploy done")
             assert {n["id"] for n in await admin.nodes()} == {"node-1", "node-2"}

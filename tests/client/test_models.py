@@ -27,3 +27,26 @@ def test_send_result_and_node_address() -> None:
 
 def test_connection_states_are_their_names() -> None:
     assert [str(s) for s in ConnectionState] == ["connecting", "ready", "reconnecting", "closed"]
+
+
+def test_message_v02_fields() -> None:
+    carbon = Message.from_wire(
+        {
+            "id": "a",
+            "seq": 3,
+            "kind": "p2p",
+            "from": "me",
+            "to": "bob",
+            "body": "x",
+            "ts": 5,
+            "carbon": True,
+            "device": "phone",
+        }
+    )
+    assert (carbon.carbon, carbon.device, carbon.to) == (True, "phone", "bob")
+    receipt = Message.from_wire(
+        {"id": "b", "seq": 4, "kind": "receipt", "from": "bob", "with": "me", "read_ts": 5}
+    )
+    assert (receipt.kind, receipt.with_, receipt.read_ts, receipt.carbon) == ("receipt", "me", 5, False)
+    edit = Message.from_wire({"id": "c", "kind": "edit", "ref": "a", "body": "y", "edited_ts": 9})
+    assert (edit.ref, edit.body, edit.edited_ts, edit.device) == ("a", "y", 9, None)

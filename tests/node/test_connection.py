@@ -32,8 +32,8 @@ async def test_login_claims_session_and_bye_releases_it(node: NodeServer, client
     c = await clients(node)
     await c.login("alice")
     conn = node.hub.get("alice")
-    session = await redis.hgetall(keys.session("alice"))
-    assert session[b"node"] == node.id.encode() and session[b"conn"] == conn.conn_id.encode()
+    [device] = await sessions.devices(redis, keys, "alice")
+    assert (device.device, device.node, device.conn) == ("default", node.id, conn.conn_id)
     assert await redis.zscore(keys.online, "alice") == 0
     await c.send({"t": "bye"})
     assert await c.expect_closed() == []
@@ -188,7 +188,7 @@ async def test_duplicate_login_on_same_node(node: NodeServer, clients, redis, pr
     conn = node.hub.get("alice")
 
     async def session_is_newest() -> bool:
-        return await redis.hget(Keys(prefix).session("alice"), "conn") == conn.conn_id.encode()
+        return [d.conn for d in await sessions.devices(redis, Keys(prefix), "alice")] == [conn.conn_id]
 
     await eventually(session_is_newest, timeout=3, what="session of the newest login")
 
@@ -200,9 +200,9 @@ async def test_duplicate_login_across_nodes(make_node: NodeFactory, clients, red
     await second.login("alice")
     assert await first.expect_closed() == [{"t": "kick", "reason": "duplicate_login"}]
     await _still_served(second)
-    session = await redis.hgetall(Keys(prefix).session("alice"))
-    assert session[b"node"] == b.id.encode()
-    await eventually(lambda: _not(redis.sismember(Keys(prefix).node_sessions(a.id), "alice")), timeout=3)
+    assert [d.node for d in await sessions.devices(redis, Keys(prefix), "alice")] == [b.id]
+    index = Keys(prefix).node_sessions(a.id)
+    await eventually(lambda: _not(redis.sismember(index, "alice/default")), timeout=3)
 
 
 async def test_bus_kick_honours_conn_filter(node: NodeServer, clients, nc) -> None:
@@ -219,7 +219,9 @@ async def test_start_sweeps_leftovers_and_stop_releases_sessions(
 ) -> None:
     keys = Keys(prefix)
     settings = node_settings(nats_service, redis_service, prefix)
-    await sessions.claim(redis, Scripts.register(redis), keys, "ghost", settings.node_id, "old-run")
+    await sessions.claim(
+        redis, Scripts.register(redis), keys, "ghost", "default", settings.node_id, "old-run"
+    )
     registry = MemoryRegistry()
     node = NodeServer(settings, registry=registry)
     try:
@@ -246,13 +248,13 @@ async def test_swept_sessions_of_live_connections_come_back(node: NodeServer, cl
     await alice.login("alice")
     await bob.login("bob")
     assert await sessions.sweep_node(redis, scripts, keys, node.id) == 2
-    await sessions.claim(redis, scripts, keys, "bob", "other-node", "newer")
+    await sessions.claim(redis, scripts, keys, "bob", "default", "other-node", "newer")
 
     async def alice_back() -> bool:
-        return await redis.hget(keys.session("alice"), "node") == node.id.encode()
+        return [d.node for d in await sessions.devices(redis, keys, "alice")] == [node.id]
 
     await eventually(alice_back, timeout=5, what="alice's session restored")
     assert await redis.zscore(keys.online, "alice") is not None
     frames = await bob.expect_closed()
     assert frames == [{"t": "kick", "reason": "duplicate_login"}]
-    assert await redis.hget(keys.session("bob"), "node") == b"other-node"
+    assert [d.node for d in await sessions.devices(redis, keys, "bob")] == ["other-node"]

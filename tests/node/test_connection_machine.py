@@ -21,7 +21,7 @@ from shared import tokens
 from shared.bus import Item
 from shared.keys import Keys
 from shared.protocol import FrameDecoder, encode
-from shared.sessions import Session
+from shared.sessions import Ended
 from shared.settings import NodeSettings
 from tests.conftest import SECRET
 
@@ -79,15 +79,15 @@ class MemoryStore:
         self.gate: asyncio.Event | None = None
         """When set, inbox reads wait for it (to deliver during a replay)."""
 
-    async def login_state(self, user: str, token: tokens.Token) -> tuple[bool, int]:
+    async def login_state(self, user: str, device: str, token: tokens.Token) -> tuple[bool, int]:
         return token.jti in self.revoked, 0
 
-    async def claim(self, user: str, conn_id: str) -> Session | None:
+    async def claim(self, user: str, device: str, conn_id: str) -> list[Ended]:
         old = self.sessions.get(user)
         self.sessions[user] = conn_id
-        return Session("unit", old) if old else None
+        return [Ended("unit", old, device, "duplicate_login")] if old else []
 
-    async def release(self, user: str, conn_id: str) -> bool:
+    async def release(self, user: str, device: str, conn_id: str) -> bool:
         if self.sessions.get(user) != conn_id:
             return False
         del self.sessions[user]
@@ -114,7 +114,7 @@ def unit_context(**overrides: Any) -> NodeContext:
         task.add_done_callback(tasks.discard)
         return task
 
-    async def no_remote_kick(user: str, old: Session) -> None:
+    async def no_remote_kick(user: str, old: Ended) -> None:
         raise AssertionError("no other node here")
 
     return NodeContext(
@@ -358,7 +358,7 @@ async def test_ack_is_cumulative_and_clamped(ctx: NodeContext) -> None:
     conn.data_received(encode({"t": "ack", "seq": 4}) + encode({"t": "ack", "seq": 3}))
     assert conn.acked == 4
     conn.data_received(encode({"t": "ack", "seq": 50}))
-    assert conn.acked == 10 and ctx.acks._dirty == {"alice": 10}
+    assert conn.acked == 10 and ctx.acks._dirty == {("alice", "default"): 10}
     conn.close(release=False)
 
 

@@ -61,10 +61,12 @@ class RouteUnderTest:
         self.tokens[name] = resp.json()["token"]
         return self.auth(name)
 
-    async def connect(self, user: str, node: str | None = None, conn: str = "c1") -> None:
-        """Make ``user`` online on ``node`` as a node would at login."""
+    async def connect(
+        self, user: str, node: str | None = None, conn: str = "c1", device: str = "default"
+    ) -> None:
+        """Make ``user``'s ``device`` online on ``node`` as a node would at login."""
         ctx = self.ctx
-        await sessions.claim(ctx.redis, ctx.scripts, ctx.keys, user, node or self.node, conn)
+        await sessions.claim(ctx.redis, ctx.scripts, ctx.keys, user, device, node or self.node, conn)
 
     async def add_node(self, node: str, **fields: Any) -> NodeInfo:
         info = NodeInfo(id=node, host="127.0.0.1", port=9000, **fields)

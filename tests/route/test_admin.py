@@ -90,7 +90,7 @@ async def test_node_that_leaves_is_swept_and_not_handed_out(route: RouteUnderTes
     await route.registry.withdraw(other)
 
     async def swept() -> bool:
-        return await route.ctx.redis.hget(route.ctx.keys.session("bob"), "node") is None
+        return not await route.ctx.redis.exists(route.ctx.keys.session("bob"))
 
     await eventually(swept, timeout=3)
     assert [n.id for n in route.ctx.view.accepting()] == [route.node]
@@ -100,11 +100,16 @@ async def test_node_that_leaves_is_swept_and_not_handed_out(route: RouteUnderTes
 async def test_delete_session(route: RouteUnderTest, nc) -> None:
     await route.user("bob")
     await route.connect("bob", conn="c-9")
+    await route.connect("bob", conn="c-10", device="phone")
     sub = await nc.subscribe(f"cim.node.{route.node}")
     await nc.flush()
     envelope(await route.http.delete("/sessions/bob"), 401, "bad_api_key")
     assert (await route.http.delete("/sessions/bob", headers=route.admin)).status_code == 204
-    assert await next_payload(sub) == {"k": "kick", "user": "bob", "conn": "c-9", "reason": "revoked"}
+    kicks = [await next_payload(sub), await next_payload(sub)]  # every device
+    assert kicks == [
+        {"k": "kick", "user": "bob", "conn": "c-9", "reason": "revoked", "device": "default"},
+        {"k": "kick", "user": "bob", "conn": "c-10", "reason": "revoked", "device": "phone"},
+    ]
     assert await route.ctx.redis.exists(route.ctx.keys.session("bob")) == 0
     assert (
         await route.http.delete("/sessions/bob", headers=route.admin)

@@ -104,6 +104,7 @@ async def test_register_login_me_logout(route: RouteUnderTest) -> None:
         "username": "ann.b-1_",
         "online": False,
         "node": None,
+        "devices": [],
     }
     await route.connect("ann.b-1_")
     assert (await route.http.get("/me", headers=headers)).json()["node"] == route.node
@@ -117,7 +118,13 @@ async def test_logout_kicks_the_session(route: RouteUnderTest, nc) -> None:
     sub = await nc.subscribe(f"cim.node.{route.node}")
     await nc.flush()
     assert (await route.http.post("/logout", headers=headers)).status_code == 204
-    assert await next_payload(sub) == {"k": "kick", "user": "kim", "conn": "conn-7", "reason": "logout"}
+    assert await next_payload(sub) == {
+        "k": "kick",
+        "user": "kim",
+        "conn": "conn-7",
+        "reason": "logout",
+        "device": "default",
+    }
 
 
 async def test_login_without_nodes(make_route: MakeRoute) -> None:

@@ -49,7 +49,7 @@ async def test_store_and_read_after(redis: aioredis.Redis, prefix: str) -> None:
     stored = [await _store(redis, keys, ["alice"], body) for body in "abcd"]
     assert [s.deliveries[0].seq for s in stored] == [1, 2, 3, 4]
     assert all(s.deliveries[0].new and not s.repeat for s in stored)
-    assert stored[0].id == "id-a" and stored[0].ts > 0 and stored[0].deliveries[0].node is None
+    assert stored[0].id == "id-a" and stored[0].ts > 0 and stored[0].deliveries[0].nodes == ()
     frames = await inbox.read_after(redis, keys, "alice", 1)
     assert [f["seq"] for f in frames] == [2, 3, 4]
     assert frames[0] == {
@@ -74,13 +74,13 @@ async def test_one_message_for_many_recipients(redis: aioredis.Redis, prefix: st
     session, one packed message, each frame names its own recipient."""
     keys = Keys(prefix)
     members = [f"m{i}" for i in range(inbox.BATCH + 20)]
-    await redis.hset(keys.session("m3"), mapping={"node": "n1", "conn": "c"})
+    await redis.hset(keys.session("m3"), "default", "n1 c 1")
     await _store(redis, keys, ["m0", "m1"], "before")  # m0 and m1 are one seq ahead
     stored = await _store(redis, keys, members, "hi", group="team")
     assert [d.to for d in stored.deliveries] == members and not stored.repeat
     assert [d.seq for d in stored.deliveries[:4]] == [2, 2, 1, 1]
     assert {d.seq for d in stored.deliveries[2:]} == {1}
-    assert [d.node for d in stored.deliveries[2:5]] == [None, "n1", None]
+    assert [d.nodes for d in stored.deliveries[2:5]] == [(), ("n1",), ()]
     last = members[-1]
     [frame] = await inbox.read_after(redis, keys, last, 0)
     assert frame == {

@@ -52,9 +52,11 @@ async def test_users_on_two_nodes_exchange_messages_both_ways(alice_bob: tuple[C
     assert before - 1000 <= got.ts <= int(time.time() * 1000) + 1000
     assert got.ts == sent.ts
 
+    carbon = await alice.next_message(timeout=5)  # alice's own send, on each of her devices
+    assert (carbon.id, carbon.seq, carbon.carbon, carbon.to) == (sent.id, 1, True, "bob")
     reply = await bob.send("alice", "hi alice")
     back = await alice.next_message(timeout=5)
-    assert (back.id, back.seq, back.sender, back.to, back.body) == (reply.id, 1, "bob", "alice", "hi alice")
+    assert (back.id, back.seq, back.sender, back.to, back.body) == (reply.id, 2, "bob", "alice", "hi alice")
 
 
 async def test_offline_recipient_gets_stored_messages_on_login(cluster: Cluster) -> None:

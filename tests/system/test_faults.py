@@ -36,18 +36,23 @@ async def _run(
     name: str,
     route_urls: list[str] | None = None,
     transport: str = "tcp",
+    devices: tuple[str, ...] = ("default",),
 ) -> dict[str, int]:
-    """Send MESSAGES from senders to recipients (round robin), run ``fault`` a third of the way in;
-    the recipients' sessions use ``transport``."""
+    """Send MESSAGES from senders to recipients (round robin), run ``fault`` a third of the way
+    in; every recipient is online on each of ``devices`` (sessions over ``transport``), and
+    each device must get everything."""
     route_urls = route_urls or [cluster.route_url]
     tokens = {s: (await cluster.register(s, PASSWORD))["token"] for s in SENDERS}
     for r in RECIPIENTS:
         await cluster.register(r, PASSWORD)
     clients = [
-        Client(cluster.route_url, r, PASSWORD, backoff_max=1.0, transport=transport) for r in RECIPIENTS
+        Client(cluster.route_url, r, PASSWORD, backoff_max=1.0, transport=transport, device=d)
+        for r in RECIPIENTS
+        for d in devices
     ]
-    await asyncio.gather(*(c.connect() for c in clients))
-    ledger = Ledger()
+    for c in clients:  # one by one: the balancer spreads a user's devices over the nodes
+        await c.connect()
+    ledger = Ledger(devices=devices)
     collectors = [asyncio.create_task(collect(c, ledger)) for c in clients]
     try:
         async with httpx.AsyncClient(timeout=5.0) as http:
@@ -102,6 +107,17 @@ async def test_a_node_killed_while_messages_flow(fault_cluster: Cluster, transpo
 
     name = "a_node_sigkill" if transport == "tcp" else "a_node_sigkill_websocket"
     await _run(fault_cluster, kill_a_node, name, transport=transport)
+
+
+async def test_a_node_killed_with_two_devices_per_user(fault_cluster: Cluster) -> None:
+    """Each recipient on a laptop and a phone, on different nodes; one node dies: the devices
+    there reconnect and replay from their own cursors, the others carry on (``_run`` checks
+    that every device got every message, once and in seq order)."""
+
+    async def kill_a_node() -> None:
+        await fault_cluster.nodes["node-2"].kill()
+
+    await _run(fault_cluster, kill_a_node, "a_node_sigkill_two_devices", devices=("laptop", "phone"))
 
 
 async def test_b_nats_restarted_mid_stream(fault_cluster: Cluster) -> None:

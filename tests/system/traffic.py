@@ -3,7 +3,8 @@
 A ``Ledger`` records every send (by client_msg_id and body) and every receipt,
 and at the end says how many were sent, accepted (202), received, dropped as
 duplicates by the SDK, and lost, and whether each recipient saw its messages
-in seq order with no gap.
+in seq order with no gap. With several ``devices`` per recipient, each device must get
+every message of its user (one missing on one device counts as lost).
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ class Ledger:
     accepted: dict[str, str] = field(default_factory=dict)
     """body -> recipient, for every send answered 202."""
     received: dict[str, list[Message]] = field(default_factory=lambda: defaultdict(list))
+    """``user/device`` -> what that device got, in order."""
     progress: asyncio.Event = field(default_factory=asyncio.Event)
+    devices: tuple[str, ...] = ("default",)
+    """The devices every recipient is online on."""
 
-    def record(self, msg: Message) -> None:
-        self.received[msg.to].append(msg)
+    def record(self, msg: Message, device: str = "default") -> None:
+        self.received[f"{msg.to}/{device}"].append(msg)
         self.progress.set()
 
     @property
@@ -37,7 +41,14 @@ class Ledger:
 
     @property
     def lost(self) -> set[str]:
-        return set(self.accepted) - self.received_bodies
+        """``body@device`` of every accepted message a device of its recipient did not get."""
+        got = {key: {m.body for m in msgs} for key, msgs in self.received.items()}
+        return {
+            f"{body}@{device}"
+            for body, to in self.accepted.items()
+            for device in self.devices
+            if body not in got.get(f"{to}/{device}", ())
+        }
 
     @property
     def shown_twice(self) -> int:
@@ -64,7 +75,7 @@ class Ledger:
 async def collect(client: Client, ledger: Ledger) -> None:
     """Record everything ``client`` receives until cancelled."""
     async for msg in client.messages():
-        ledger.record(msg)
+        ledger.record(msg, client.device)
 
 
 async def send_with_retry(

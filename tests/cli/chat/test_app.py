@@ -37,9 +37,10 @@ def styled(*parts: str) -> re.Pattern[str]:
     return re.compile(_ANSI.join(re.escape(p) for p in parts))
 
 
-def chat_command(user: str, route_url: str) -> list[str]:
-    """The real command: ``python -m cim_cli chat USER --route URL``."""
-    return [sys.executable, "-m", "cim_cli", "chat", user, "--route", route_url]
+def chat_command(user: str, route_url: str, device: str | None = None) -> list[str]:
+    """The real command: ``python -m cim_cli chat USER --route URL [--device NAME]``."""
+    argv = [sys.executable, "-m", "cim_cli", "chat", user, "--route", route_url]
+    return argv if device is None else [*argv, "--device", device]
 
 
 class Chat:
@@ -50,7 +51,14 @@ class Chat:
     what was read so far. Every wait is bounded.
     """
 
-    def __init__(self, user: str, route_url: str, home: Path, password: str | None = PASSWORD) -> None:
+    def __init__(
+        self,
+        user: str,
+        route_url: str,
+        home: Path,
+        password: str | None = PASSWORD,
+        device: str | None = None,
+    ) -> None:
         self.user = user
         self.home = home
         env = {**os.environ, "CIM_HOME": str(home), "TERM": "xterm"}
@@ -59,7 +67,7 @@ class Chat:
         if password is not None:
             env["CIM_PASSWORD"] = password
         env.pop("PROMPT_TOOLKIT_NO_CPR", None)
-        argv = chat_command(user, route_url)
+        argv = chat_command(user, route_url, device)
         self.child = pexpect.spawn(argv[0], argv[1:], env=env, encoding="utf-8", dimensions=(40, 200))
         self.screen = ""
         self._pos = 0
@@ -135,8 +143,9 @@ class Chat:
 def chats(tmp_path: Path):
     started: list[Chat] = []
 
-    def start(user: str, route_url: str, password: str | None = PASSWORD) -> Chat:
-        chat = Chat(user, route_url, tmp_path / f"home-{user}", password)
+    def start(user: str, route_url: str, password: str | None = PASSWORD, device: str | None = None) -> Chat:
+        home = tmp_path / (f"home-{user}" if device is None else f"home-{user}-{device}")
+        chat = Chat(user, route_url, home, password, device)
         started.append(chat)
         return chat
 
@@ -341,3 +350,46 @@ async def test_refused_token_asks_for_the_password_and_carries_on(cluster: Clust
     await hal.expect(styled("half typed", "(0 online)"))
     await hal.line(":q!")
     assert await hal.exit_code() == 0
+
+
+async def test_two_devices_carbons_read_mark_typing_and_edit(cluster: Cluster, chats) -> None:
+    """ivy on a laptop and a phone, jon on one: what ivy sends from one device shows on the
+    other as a carbon; jon's chat marks what it shows read (ivy sees "✓ read by jon"); ivy's
+    typing shows in jon's toolbar; :edit changes the last message on both sides."""
+    for user in ("ivy", "jon"):
+        await cluster.register(user, PASSWORD)
+    jon = chats("jon", cluster.route_url)
+    await connected(jon)
+    laptop = chats("ivy", cluster.route_url, device="laptop")
+    await connected(laptop)
+    phone = chats("ivy", cluster.route_url, device="phone")
+    await connected(phone)
+
+    await laptop.line("@jon lunch at noon?")
+    await laptop.expect(styled("lunch at noon?", "(delivered)"))
+    await jon.expect(styled("ivy:", "lunch at noon?"))
+    await phone.expect(styled("you \u2192 jon (from laptop):", "lunch at noon?"))
+    # jon's chat showed it: a receipt reaches both of ivy's devices.
+    await laptop.expect("\u2713 read by jon")
+    await phone.expect("\u2713 read by jon")
+
+    await phone.type("@jon on my w")  # a draft to jon: jon's toolbar says so
+    await jon.expect("ivy is typing\u2026")
+    await phone.line("ay")
+    await jon.expect(styled("ivy:", "on my way"))
+    await laptop.expect(styled("you \u2192 jon (from phone):", "on my way"))
+
+    await laptop.line(":edit on my way, 5 min")  # the latest of mine: the phone's message
+    await laptop.expect("edited: on my way, 5 min")
+    await jon.expect(styled("ivy edited a message: ", "on my way, 5 min"))
+    await phone.expect(styled("you (from laptop) edited a message: ", "on my way, 5 min"))
+    await jon.line(":h ivy")
+    await jon.expect(styled("ivy:", "on my way, 5 min"))
+
+    await laptop.line(":devices")
+    await laptop.expect("2 devices online:")
+    await laptop.expect("laptop on node")
+    await laptop.expect("phone on node")
+    for chat in (laptop, phone, jon):
+        await chat.line(":q!")
+        assert await chat.exit_code() == 0

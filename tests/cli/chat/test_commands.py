@@ -10,6 +10,8 @@ from cim_cli.chat.commands import (
     Broadcast,
     CommandError,
     Delay,
+    Devices,
+    Edit,
     EmojiPage,
     GroupCreate,
     GroupList,
@@ -19,6 +21,7 @@ from cim_cli.chat.commands import (
     Info,
     Online,
     Quit,
+    Recall,
     Say,
     Search,
     SendTo,
@@ -212,6 +215,8 @@ def test_every_help_command_parses() -> None:
         ":delay SECONDS TARGET text": ":delay 5 bob hi",
         ":emoji [PAGE]": ":emoji 2",
         ":pu PREFIX": ":pu b",
+        ":edit [N] text": ":edit 2 fixed",
+        ":recall [N]": ":recall 2",
     }
     for usage, _ in help_lines():
         if usage.startswith(":"):
@@ -225,3 +230,15 @@ def test_a_command_is_one_row_with_its_names_usage_and_parser() -> None:
         assert spec.usage.startswith(f":{spec.names[0]}") and spec.help and spec.hint, spec.names
         for sub in spec.subcommands:
             assert sub.usage.startswith(f":{spec.names[0]} {sub.names[0]}"), sub.usage
+
+
+def test_edit_recall_and_devices() -> None:
+    assert parse(":edit hello there") == Edit(None, "hello there")
+    assert parse(":edit 3 hello") == Edit(3, "hello")
+    assert parse(":edit 3") == Edit(None, "3")  # a number alone is the new text
+    assert parse(":recall") == Recall(None)
+    assert parse(":recall 4") == Recall(4)
+    assert parse(":devices") == Devices()
+    for bad in (":edit", ":recall x", ":devices now"):
+        with pytest.raises(CommandError):
+            parse(bad)
