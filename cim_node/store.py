@@ -42,7 +42,7 @@ class SessionStore:
         any of the user's devices acked."""
 
         async def queue(pipe: Pipeline) -> None:
-            pipe.exists(self._keys.revoked(token.jti))
+            pipe.exists(self._keys.revoked(token.username, token.jti))
             pipe.hmget(self._keys.token_epoch(user), *tokens.EPOCH_FIELDS)
             pipe.get(self._keys.device_ack(user, device))
             pipe.get(self._keys.ack(user))

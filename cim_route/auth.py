@@ -59,7 +59,7 @@ async def _caller(
 ) -> Token:
     token = _verified(ctx, credentials)
     async with ctx.redis.pipeline(transaction=False) as pipe:
-        pipe.exists(ctx.keys.revoked(token.jti))
+        pipe.exists(ctx.keys.revoked(token.username, token.jti))
         pipe.hmget(ctx.keys.token_epoch(token.username), *tokens.EPOCH_FIELDS)
         is_revoked, (at, keep) = await pipe.execute()
     if is_revoked or tokens.before_epoch(token, at, keep):

@@ -47,7 +47,7 @@ class Guard:
         """The checks' KEYS: the token's revocation key, the sender's token epoch and bucket,
         the users set (``token`` None: a delayed message falling due, not checked again)."""
         k = self._keys
-        revoked_key = k.revoked(token.jti) if token is not None else ""
+        revoked_key = k.revoked(token.username, token.jti) if token is not None else ""
         return [revoked_key, k.token_epoch(sender), k.ratelimit(sender), k.users]
 
     def args(self, token: Token | None, to: str, cost: int = 1) -> list[Any]:

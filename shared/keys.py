@@ -1,7 +1,8 @@
 """Redis key names. Every key starts with the settings' prefix (default ``cim:``).
 
-One user's keys carry ``{user}`` as a hash tag so they share a Redis Cluster
-slot and one Lua script can touch them together (seq, inbox, idempotency).
+One user's keys carry the tag of the user's bucket, ``{u:<crc32(casefold(u)) % 1024>}``
+(``{u}`` in the table stands for ``{u:<bucket>}:<u>``), so they share a Redis Cluster slot and one Lua script can touch
+them together (seq, inbox, idempotency); case variants of a name share the bucket.
 
 | key                                   | type   | holds                                        |
 |---------------------------------------|--------|----------------------------------------------|
@@ -24,9 +25,9 @@ slot and one Lua script can touch them together (seq, inbox, idempotency).
 |                                       |        | answer of an idempotent store (a string for   |
 |                                       |        | delayed sends and push to ``"*"``)            |
 | ratelimit:{u}                         | hash   | token bucket ``tokens``, ``ts``              |
-| login-failures:{u}:<address>          | string | tries of u's password from that address     |
+| login-failures:{a:<address>}:<u>      | string | tries of u's password from that address     |
 |                                       |        | since the last right one (expires: back-off) |
-| auth-rate:<address>                   | hash   | token bucket of registrations and logins     |
+| auth-rate:{a:<address>}               | hash   | token bucket of registrations and logins     |
 | groups:{u}                            | set    | names of u's groups                          |
 | group:{g}                             | hash   | ``creator``, ``created``, ``owner``          |
 | members:{g}                           | set    | usernames                                    |
@@ -40,16 +41,30 @@ slot and one Lua script can touch them together (seq, inbox, idempotency).
 | usernames                             | hash   | lower-case username -> the username          |
 | group-names                           | hash   | lower-case group name -> the group name      |
 | delayed                               | zset   | msgpack jobs scored by due time (ms)          |
-| revoked:<jti>                         | string | "1" until the token would have expired        |
+| revoked:{u}:<jti>                     | string | "1" until the token would have expired        |
 | token-epoch:{u}                       | hash   | ``at`` (ms): u's tokens issued before are     |
 |                                       |        | revoked, but jti ``keep``; expires with them  |
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
-__all__ = ["Keys"]
+__all__ = ["BUCKETS", "Keys", "bucket", "user_tag"]
+
+BUCKETS = 1024
+"""User buckets: a user's keys share the slot of ``{u:<bucket>}`` (issue 11)."""
+
+
+def bucket(u: str) -> int:
+    """The user's bucket: case variants of a name share it (case-insensitive uniqueness)."""
+    return zlib.crc32(u.casefold().encode()) % BUCKETS
+
+
+def user_tag(u: str) -> str:
+    """The hash tag of all of ``u``'s keys, e.g. ``{u:0123}``."""
+    return f"{{u:{bucket(u):04d}}}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,25 +74,25 @@ class Keys:
     prefix: str = "cim:"
 
     def user(self, u: str) -> str:
-        return f"{self.prefix}user:{{{u}}}"
+        return f"{self.prefix}user:{user_tag(u)}:{u}"
 
     def seq(self, u: str) -> str:
-        return f"{self.prefix}seq:{{{u}}}"
+        return f"{self.prefix}seq:{user_tag(u)}:{u}"
 
     def inbox(self, u: str) -> str:
-        return f"{self.prefix}inbox:{{{u}}}"
+        return f"{self.prefix}inbox:{user_tag(u)}:{u}"
 
     def ack(self, u: str) -> str:
-        return f"{self.prefix}ack:{{{u}}}"
+        return f"{self.prefix}ack:{user_tag(u)}:{u}"
 
     def device_ack(self, u: str, device: str) -> str:
-        return f"{self.prefix}ack:{{{u}}}:{device}"
+        return f"{self.prefix}ack:{user_tag(u)}:{u}:{device}"
 
     def reads(self, u: str) -> str:
-        return f"{self.prefix}reads:{{{u}}}"
+        return f"{self.prefix}reads:{user_tag(u)}:{u}"
 
     def typing(self, u: str, to: str) -> str:
-        return f"{self.prefix}typing:{{{u}}}:{to}"
+        return f"{self.prefix}typing:{user_tag(u)}:{u}:{to}"
 
     def message_ref(self, msg_id: str) -> str:
         return f"{self.prefix}msg:{{{msg_id}}}"
@@ -90,22 +105,23 @@ class Keys:
         return f"{self.prefix}group-reads:{{#{g}}}"
 
     def session(self, u: str) -> str:
-        return f"{self.prefix}session:{{{u}}}"
+        return f"{self.prefix}session:{user_tag(u)}:{u}"
 
     def idem(self, u: str, scope: str) -> str:
-        return f"{self.prefix}idem:{{{u}}}:{scope}"
+        return f"{self.prefix}idem:{user_tag(u)}:{u}:{scope}"
 
     def ratelimit(self, u: str) -> str:
-        return f"{self.prefix}ratelimit:{{{u}}}"
+        return f"{self.prefix}ratelimit:{user_tag(u)}:{u}"
 
     def login_failures(self, u: str, address: str) -> str:
-        return f"{self.prefix}login-failures:{{{u}}}:{address}"
+        """In the slot of the address, with its ``auth_rate`` (one auth-gate script)."""
+        return f"{self.prefix}login-failures:{{a:{address}}}:{u}"
 
     def auth_rate(self, address: str) -> str:
-        return f"{self.prefix}auth-rate:{address}"
+        return f"{self.prefix}auth-rate:{{a:{address}}}"
 
     def user_groups(self, u: str) -> str:
-        return f"{self.prefix}groups:{{{u}}}"
+        return f"{self.prefix}groups:{user_tag(u)}:{u}"
 
     def group(self, g: str) -> str:
         return f"{self.prefix}group:{{#{g}}}"
@@ -146,8 +162,9 @@ class Keys:
     def delayed(self) -> str:
         return f"{self.prefix}delayed"
 
-    def revoked(self, jti: str) -> str:
-        return f"{self.prefix}revoked:{jti}"
+    def revoked(self, u: str, jti: str) -> str:
+        """In the slot of the token's user (the token names it)."""
+        return f"{self.prefix}revoked:{user_tag(u)}:{jti}"
 
     def token_epoch(self, u: str) -> str:
-        return f"{self.prefix}token-epoch:{{{u}}}"
+        return f"{self.prefix}token-epoch:{user_tag(u)}:{u}"

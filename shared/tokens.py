@@ -2,7 +2,7 @@
 
 A token carries the username (``sub``), the device (``dev``, v0.2; a token without one is
 for device ``default``), an expiry (``exp``), an id (``jti``) so that ``POST /logout`` can
-revoke it (the revocation list lives in Redis, ``keys.revoked(jti)``, and expires with the
+revoke it (the revocation list lives in Redis, ``keys.revoked(user, jti)``, and expires with the
 token itself) and when it was issued, in milliseconds (``iat_ms``), so that a user's *token
 epoch* (``keys.token_epoch(u)``: ``DELETE /sessions/{u}``, ``POST /me/password``) revokes
 every token issued before it at once (``before_epoch``).

@@ -122,7 +122,7 @@ async def connect(ctx: Ctx, caller: Caller, body: ConnectRequest | None = None) 
 async def logout(ctx: Ctx, caller: Caller) -> Response:
     ttl_ms = max(1, caller.expires_at - now_ms())
     async with ctx.redis.pipeline(transaction=False) as pipe:
-        pipe.set(ctx.keys.revoked(caller.jti), b"1", px=ttl_ms)
+        pipe.set(ctx.keys.revoked(caller.username, caller.jti), b"1", px=ttl_ms)
         pipe.hget(ctx.keys.session(caller.username), caller.device)
         _, session = await pipe.execute()
     if session is not None:  # the token's device only: the user's other devices stay
