@@ -1,8 +1,9 @@
 """Redis key names. Every key starts with the settings' prefix (default ``cim:``).
 
 One user's keys carry the tag of the user's bucket, ``{u:<crc32(casefold(u)) % 1024>}``
-(``{u}`` in the table stands for ``{u:<bucket>}:<u>``), so they share a Redis Cluster slot and one Lua script can touch
-them together (seq, inbox, idempotency); case variants of a name share the bucket.
+(``{u}`` in the table stands for ``{u:<bucket>}:<u>``), so they share a Redis Cluster slot
+and one Lua script can touch them together (seq, inbox, idempotency); case variants of a
+name share the bucket. The address's auth-gate keys share ``{a:<address>}``.
 
 | key                                   | type   | holds                                        |
 |---------------------------------------|--------|----------------------------------------------|

@@ -134,7 +134,7 @@ async def test_bad_token_closes_only_that_connection(node: NodeServer, clients) 
 
 async def test_revoked_token(node: NodeServer, clients, redis, prefix) -> None:
     token, claims = tokens.issue(SECRET, "alice", 60)
-    await redis.set(Keys(prefix).revoked(claims.jti), "1", ex=60)
+    await redis.set(Keys(prefix).revoked(claims.username, claims.jti), "1", ex=60)
     c = await clients(node)
     await c.send({"t": "login", "token": token})
     frame = await _error_then_close(c)

@@ -335,10 +335,11 @@ async def test_refused_token_asks_for_the_password_and_carries_on(cluster: Clust
     hal, node_id = await _token_only_chat(cluster, chats, "hal")
     cached = json.loads((hal.home / "tokens.json").read_text())
     (entry,) = cached.values()
-    jti = jwt.decode(entry["token"], options={"verify_signature": False})["jti"]
+    claims = jwt.decode(entry["token"], options={"verify_signature": False})
     assert cluster.redis
     async with aioredis.Redis.from_url(cluster.redis.url) as redis:
-        await redis.set(Keys().revoked(jti), b"1")  # as if it had expired or been revoked
+        # as if it had expired or been revoked
+        await redis.set(Keys().revoked(claims["sub"], claims["jti"]), b"1")
     await hal.type("half typed")
     await cluster.nodes[node_id].kill()
     await hal.expect("the token is no longer valid", timeout=30)
