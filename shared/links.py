@@ -35,6 +35,7 @@ __all__ = [
     "connect_once",
     "inbox_prefix",
     "nats_options",
+    "nats_servers",
     "preflight",
     "redis_options",
 ]
@@ -60,15 +61,26 @@ def client_tls(ca: str = "") -> ssl.SSLContext:
     return ssl.create_default_context(cafile=ca or None)
 
 
+def nats_servers(url: str) -> list[str]:
+    """The servers of ``CIM_NATS_URL``: one URL, or several separated by commas (a cluster),
+    each with its own credentials, e.g. ``nats://u:p@h1:4222,nats://u:p@h2:4222``."""
+    servers = [part.strip() for part in url.split(",") if part.strip()]
+    if not servers:
+        raise ValueError("CIM_NATS_URL names no server")
+    return servers
+
+
 def nats_options(url: str, creds: str = "", ca: str = "") -> dict[str, Any]:
-    """Keyword arguments for ``nats.connect(url, ...)``: credentials file, TLS, own inbox."""
-    options: dict[str, Any] = {}
-    user = urlsplit(url).username
-    if user:
-        options["inbox_prefix"] = inbox_prefix(unquote(user)).encode()
+    """Keyword arguments for ``nats.connect(...)``: the servers of ``url`` (see ``nats_servers``),
+    credentials file, TLS, own inbox (of the first server's user: one user for the cluster)."""
+    servers = nats_servers(url)
+    first = urlsplit(servers[0])
+    options: dict[str, Any] = {"servers": servers}
+    if first.username:
+        options["inbox_prefix"] = inbox_prefix(unquote(first.username)).encode()
     if creds:
         options["user_credentials"] = creds
-    if urlsplit(url).scheme == "tls" or ca:
+    if any(urlsplit(server).scheme == "tls" for server in servers) or ca:
         options["tls"] = client_tls(ca)
     return options
 
@@ -101,7 +113,6 @@ async def connect_once(
     nc = Nats()
     try:
         await nc.connect(
-            url,
             allow_reconnect=False,
             connect_timeout=PREFLIGHT_TIMEOUT_S,
             max_reconnect_attempts=0,
