@@ -25,7 +25,8 @@ from urllib.parse import unquote, urlsplit
 from nats.aio.client import Client as Nats
 from nats.errors import Error as NatsError
 from redis.asyncio import Redis
-from redis.exceptions import AuthenticationError, RedisError, ResponseError
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.exceptions import AuthenticationError, RedisClusterException, RedisError, ResponseError
 
 from shared.settings import CommonSettings, credentials_problem, redacted
 
@@ -36,6 +37,7 @@ __all__ = [
     "inbox_prefix",
     "nats_options",
     "nats_servers",
+    "redis_client",
     "preflight",
     "redis_options",
 ]
@@ -88,6 +90,36 @@ def nats_options(url: str, creds: str = "", ca: str = "") -> dict[str, Any]:
 def redis_options(url: str, ca: str = "") -> dict[str, Any]:
     """Keyword arguments for ``Redis.from_url(url, ...)``: the CA of a ``rediss://`` server."""
     return {"ssl_ca_certs": ca} if ca and urlsplit(url).scheme == "rediss" else {}
+
+
+CLUSTER_SCHEMES = {"redis+cluster": False, "rediss+cluster": True}
+"""``redis+cluster://user:pass@h1:p1,h2:p2,...`` (``rediss+cluster://`` with TLS): any members
+of a Redis Cluster, one user for all; the client learns the rest of the cluster from them."""
+
+
+def redis_client(url: str, ca: str = "", **options: Any) -> Redis | RedisCluster:
+    """The redis-py asyncio client for ``CIM_REDIS_URL``: a ``RedisCluster`` for the
+    ``redis+cluster://`` form (see ``CLUSTER_SCHEMES``), else ``Redis.from_url``; ``options``
+    (``decode_responses``, timeouts, ...) go to either."""
+    scheme, _, rest = url.partition("://")
+    if scheme not in CLUSTER_SCHEMES:
+        return Redis.from_url(url, **redis_options(url, ca), **options)
+    userinfo, _, hosts = rest.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    nodes = []
+    for address in hosts.split("/")[0].split(","):
+        host, _, port = address.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"{redacted(url)}: {address!r} is not host:port")
+        nodes.append(ClusterNode(host, int(port)))
+    tls = CLUSTER_SCHEMES[scheme]
+    if tls:
+        options["ssl"] = True
+        if ca:
+            options["ssl_ca_certs"] = ca
+    return RedisCluster(
+        startup_nodes=nodes, username=unquote(user) or None, password=unquote(password) or None, **options
+    )
 
 
 async def preflight(settings: CommonSettings) -> None:
@@ -148,12 +180,12 @@ async def _check_nats(url: str, creds: str, ca: str) -> None:
 
 
 async def _check_redis(url: str, ca: str) -> None:
-    redis = Redis.from_url(url, socket_connect_timeout=PREFLIGHT_TIMEOUT_S, **redis_options(url, ca))
+    redis = redis_client(url, ca, socket_connect_timeout=PREFLIGHT_TIMEOUT_S)
     try:
         await redis.ping()
     except (AuthenticationError, ResponseError) as exc:
         raise Refused(f"Redis at {redacted(url)} refused the credentials: {exc}") from exc
-    except (RedisError, OSError) as exc:
+    except (RedisError, RedisClusterException, OSError) as exc:
         log.warning("Redis at %s not reachable yet: %r", redacted(url), exc)
     finally:
         await redis.aclose()
