@@ -146,7 +146,7 @@ async def _lifespan(
         try:
             if registry is None:
                 registry = await NatsKvRegistry.open(
-                    nats.jetstream(), DEFAULT_BUCKET, settings.registry_refresh_s
+                    nats.jetstream(), DEFAULT_BUCKET, settings.registry_refresh_s, settings.nats_kv_replicas
                 )
             context = _build_context(settings, redis, nats, registry, metrics)
             app.state.context = context
@@ -224,7 +224,6 @@ async def _connect_nats(settings: RouteSettings, metrics: Metrics) -> Nats:
     try:
         await asyncio.wait_for(
             nats.connect(
-                settings.nats_url,
                 name="cim-route",
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,

@@ -12,11 +12,13 @@ after a marker, ``kv.get`` may return an entry whose value is None.)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
 from collections.abc import AsyncIterator
 
+from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
@@ -32,7 +34,7 @@ log = logging.getLogger(__name__)
 DEFAULT_BUCKET = "cim-nodes"
 
 
-async def _bind(js: JetStreamContext, bucket: str, refresh_s: float) -> KeyValue:
+async def _bind(js: JetStreamContext, bucket: str, refresh_s: float, replicas: int) -> KeyValue:
     try:
         return await js.key_value(bucket)
     except BucketNotFoundError:
@@ -41,6 +43,7 @@ async def _bind(js: JetStreamContext, bucket: str, refresh_s: float) -> KeyValue
             history=1,
             storage=StorageType.FILE,
             limit_marker_ttl=max(1, math.ceil(refresh_s)),
+            replicas=replicas,
         )
         return await js.create_key_value(config=config)
 
@@ -56,10 +59,11 @@ class NatsKvRegistry:
 
     @classmethod
     async def open(
-        cls, js: JetStreamContext, bucket: str = DEFAULT_BUCKET, refresh_s: float = 2.0
+        cls, js: JetStreamContext, bucket: str = DEFAULT_BUCKET, refresh_s: float = 2.0, replicas: int = 1
     ) -> NatsKvRegistry:
-        """Bind to the bucket, creating it (with delete markers) if it does not exist yet."""
-        return cls(js, await _bind(js, bucket, refresh_s), bucket, refresh_s)
+        """Bind to the bucket, creating it (with delete markers, on ``replicas`` servers of a
+        NATS cluster: ``CIM_NATS_KV_REPLICAS``) if it does not exist yet."""
+        return cls(js, await _bind(js, bucket, refresh_s, replicas), bucket, refresh_s)
 
     async def announce(self, info: NodeInfo) -> None:
         subject = f"$KV.{self._bucket}.{info.id}"
@@ -93,13 +97,28 @@ class NatsKvRegistry:
         Live nodes refresh every period, so a watch that hears nothing for a whole TTL
         may have lost its consumer (a restarted NATS does not bring ephemeral
         consumers back, and nats-py does not say so): it then watches anew and
-        reports, as deletions, the nodes that left meanwhile.
+        reports, as deletions, the nodes that left meanwhile. nats-py re-creates an
+        ordered consumer itself after two missed idle heartbeats, but that attempt can fail
+        while the connection moves to another server of a cluster; a watch that cannot be
+        (re)started is retried with a back-off bounded by the TTL.
         """
         seen: set[str] = set()
+        failures = 0
         while True:
-            watcher = await self._kv.watchall()
             try:
-                current = await self._initial(watcher)
+                watcher = await self._kv.watchall()
+            except (NatsError, TimeoutError) as exc:
+                failures += 1
+                await self._back_off(failures, exc)
+                continue
+            try:
+                try:
+                    current = await self._initial(watcher)
+                except (NatsError, TimeoutError) as exc:
+                    failures += 1
+                    await self._back_off(failures, exc)
+                    continue
+                failures = 0
                 for node_id in sorted(seen - current.keys()):
                     yield NodeEvent(node_id, None)
                 for key, info in current.items():
@@ -121,6 +140,11 @@ class NatsKvRegistry:
             finally:
                 with contextlib.suppress(Exception):
                     await watcher.stop()
+
+    async def _back_off(self, failures: int, exc: BaseException) -> None:
+        """Wait before the next watch attempt: 0.2 s, doubling, at most one TTL."""
+        log.warning("registry watch of %s failed (%r); retrying", self._bucket, exc)
+        await asyncio.sleep(min(self.ttl_s, 0.1 * 2**failures))
 
     async def _initial(self, watcher: KeyValue.KeyWatcher) -> dict[str, NodeInfo]:
         """The records a fresh watcher starts with (up to its "initial values done" marker)."""
