@@ -44,6 +44,7 @@ from cim_route.nodes import NodeView
 from cim_route.scheduler import Scheduler
 from cim_route.send import Sender
 from shared import links, sessions
+from shared.durability import Unconfirmed, Wait
 from shared.errors import ApiError
 from shared.keys import Keys
 from shared.registry import NodeRegistry
@@ -65,6 +66,7 @@ _UNAVAILABLE = (
     redis_errors.TimeoutError,
     redis_errors.ReadOnlyError,
     NatsError,
+    Unconfirmed,
 )
 _HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
 
@@ -178,7 +180,8 @@ def _build_context(
         redis, settings.retention_s, metrics, scan=settings.history_scan, keep=settings.history_max
     )
     guard = Guard(scripts, keys, settings.rate_limit, metrics)
-    batcher = Batcher(redis, scripts)
+    wait = Wait(settings.redis_wait, settings.redis_wait_ms) if settings.redis_wait else None
+    batcher = Batcher(redis, scripts, wait=wait)
     sender = Sender(redis, scripts, keys, nats, settings, history, metrics, guard, batcher)
 
     async def sweep(node_id: str) -> None:

@@ -1,43 +1,45 @@
 """Confirming that Redis replicas hold a write (``CIM_REDIS_WAIT``).
 
-Redis replication is asynchronous: ``WAIT n timeout`` only reports how many replicas have
-acknowledged the writes of *this connection* so far; it is not a consensus. A write that
-``confirm_replicas`` accepted survives the loss of its master unless the replica promoted
-in its place is not one of those that confirmed.
+Redis replication is asynchronous: ``WAIT n timeout`` reports how many replicas have
+acknowledged the writes *of the connection that runs it* so far; it is not a consensus. So the
+``WAIT`` goes at the end of the same pipeline as the writes it vouches for (a pool would run it
+on another connection, whose own writes are none, and it would confirm nothing). A write that
+was confirmed survives the loss of its master unless the replica promoted in its place is not
+one of those that confirmed.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
-
-__all__ = ["Unconfirmed", "confirm_replicas"]
+__all__ = ["Unconfirmed", "Wait"]
 
 
 class Unconfirmed(Exception):
-    """Fewer replicas than required confirmed a write within the timeout."""
+    """Fewer replicas than required confirmed the writes within the timeout."""
 
-    def __init__(self, key: str, wanted: int, confirmed: int, timeout_ms: int) -> None:
-        super().__init__(
-            f"{confirmed} of {wanted} Redis replicas confirmed the write of {key!r} within {timeout_ms} ms"
-        )
-        self.key = key
+    def __init__(self, wanted: int, confirmed: int, timeout_ms: int) -> None:
+        super().__init__(f"{confirmed} of {wanted} Redis replicas confirmed the write within {timeout_ms} ms")
         self.wanted = wanted
         self.confirmed = confirmed
 
 
-async def confirm_replicas(redis: Redis | RedisCluster, key: str, n: int, timeout_ms: int) -> int:
-    """Run ``WAIT n timeout_ms`` where ``key`` lives (on a cluster: the master of its slot) and
-    return how many replicas confirmed; raise ``Unconfirmed`` when fewer than ``n`` did.
-    ``n == 0`` returns at once. Call it right after the write, on the same client."""
-    if n <= 0:
-        return 0
-    options: dict[str, Any] = {}
-    if isinstance(redis, RedisCluster):
-        options["target_nodes"] = redis.get_node_from_key(key)
-    confirmed = int(await redis.execute_command("WAIT", n, timeout_ms, **options))
-    if confirmed < n:
-        raise Unconfirmed(key, n, confirmed, timeout_ms)
-    return confirmed
+class Wait:
+    """``WAIT replicas timeout_ms`` for the end of a pipeline, and the check of its reply."""
+
+    __slots__ = ("replicas", "timeout_ms")
+
+    def __init__(self, replicas: int, timeout_ms: int) -> None:
+        self.replicas = replicas
+        self.timeout_ms = timeout_ms
+
+    @property
+    def command(self) -> tuple[Any, ...]:
+        return ("WAIT", self.replicas, self.timeout_ms)
+
+    def check(self, reply: Any) -> None:
+        """Raise ``Unconfirmed`` unless ``reply`` (WAIT's) counts enough replicas."""
+        if isinstance(reply, Exception):
+            raise reply
+        if int(reply) < self.replicas:
+            raise Unconfirmed(self.replicas, int(reply), self.timeout_ms)

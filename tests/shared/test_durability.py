@@ -1,4 +1,4 @@
-"""``confirm_replicas``: WAIT on the server that holds the key, a clear error when too few confirm."""
+"""``Wait``: the WAIT that ends a pipeline, and a clear error when too few replicas confirm."""
 
 from __future__ import annotations
 
@@ -8,18 +8,23 @@ import time
 import pytest
 import redis.asyncio as aioredis
 
-from shared.durability import Unconfirmed, confirm_replicas
-
-
-async def test_no_wait_asked_returns_at_once(redis: aioredis.Redis, prefix: str) -> None:
-    await redis.set(f"{prefix}k", "v")
-    assert await confirm_replicas(redis, f"{prefix}k", 0, 100) == 0
+from shared.durability import Unconfirmed, Wait
 
 
 async def test_too_few_replicas_raise_within_the_timeout(redis: aioredis.Redis, prefix: str) -> None:
-    await redis.set(f"{prefix}k", "v")
+    wait = Wait(1, 150)
     started = time.monotonic()
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.set(f"{prefix}k", "v")
+        pipe.execute_command(*wait.command)
+        _, confirmed = await asyncio.wait_for(pipe.execute(), 5)
     with pytest.raises(Unconfirmed, match="0 of 1 Redis replicas") as caught:
-        await asyncio.wait_for(confirm_replicas(redis, f"{prefix}k", 1, 150), 5)
+        wait.check(confirmed)
     assert caught.value.confirmed == 0
     assert 0.1 <= time.monotonic() - started < 2
+
+
+def test_enough_replicas_pass() -> None:
+    Wait(2, 100).check(3)
+    with pytest.raises(Unconfirmed):
+        Wait(2, 100).check(1)
