@@ -127,7 +127,7 @@ async def route(make_route: MakeRoute) -> RouteUnderTest:
     return await make_route()
 
 
-async def next_payload(sub: Subscription, timeout: float = 2.0) -> dict[str, Any]:
+async def next_payload(sub: Subscription, timeout: float = 5.0) -> dict[str, Any]:
     msg = await sub.next_msg(timeout=timeout)
     return bus.decode(msg.data)
 

@@ -70,6 +70,7 @@ async def test_nodes_and_drain(route: RouteUnderTest, nc) -> None:
     await nc.flush()
     resp = await route.http.post(f"/nodes/{other}/drain", headers=route.admin)
     assert resp.status_code == 202
+    await settle(route, nc)
     assert await next_payload(sub) == {"k": "drain"}
     nodes = {n["id"]: n for n in (await route.http.get("/nodes", headers=route.admin)).json()}
     assert nodes[other]["state"] == NodeState.DRAINING.value

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -12,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from cim_cli.ops.services import Service, start_redis
-from tests.harness import envelope
+from tests.harness import envelope, eventually
 from tests.route.conftest import MakeRoute
 
 
@@ -27,11 +26,10 @@ async def replica(redis_service: Service, tmp_path: Path) -> AsyncIterator[aiore
         await client.config_set("masterauth", unquote(master.password or ""))
         await client.replicaof(master.hostname, master.port)
 
-        async def linked() -> None:
-            while (await client.info("replication")).get("master_link_status") != "up":
-                await asyncio.sleep(0.05)
+        async def linked() -> bool:
+            return (await client.info("replication")).get("master_link_status") == "up"
 
-        await asyncio.wait_for(linked(), 10)
+        await eventually(linked, what="the replica linked to its master")
         yield client
     finally:
         await client.aclose()
