@@ -7,6 +7,7 @@
 import { call, clock, el, randomId, toast } from "/web/api.js";
 
 const STORE = "cim.session";
+const DEVICE = "cim.device";
 const PRESENCE_MS = 5000;
 const ACK_DELAY_MS = 100;
 const ACK_EVERY = 50;
@@ -51,6 +52,17 @@ function restore() {
 
 const auth = () => ({ token: state.token });
 
+/** This tab's device name (v0.2): its own session, cursor and carbons beside the user's other
+ * devices, so a second tab or a terminal chat does not kick it. Kept for the tab's life. */
+function device() {
+  let name = sessionStorage.getItem(DEVICE);
+  if (!name) {
+    name = "web-" + randomId().slice(0, 8);
+    sessionStorage.setItem(DEVICE, name);
+  }
+  return name;
+}
+
 // ----- signing in -----------------------------------------------------------------
 
 async function signIn(register) {
@@ -63,7 +75,7 @@ async function signIn(register) {
   for (const button of form.querySelectorAll("button")) button.disabled = true;
   try {
     if (register) await call("POST", "/users", { body: { username, password } });
-    const answer = await call("POST", "/login", { body: { username, password } });
+    const answer = await call("POST", "/login", { body: { username, password, device: device() } });
     Object.assign(state, { me: answer.username, token: answer.token, lastSeq: 0, acked: 0 });
     save();
     start(answer.node);
