@@ -12,13 +12,11 @@ after a marker, ``kv.get`` may return an entry whose value is None.)
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import math
 from collections.abc import AsyncIterator
 
-from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
@@ -97,28 +95,13 @@ class NatsKvRegistry:
         Live nodes refresh every period, so a watch that hears nothing for a whole TTL
         may have lost its consumer (a restarted NATS does not bring ephemeral
         consumers back, and nats-py does not say so): it then watches anew and
-        reports, as deletions, the nodes that left meanwhile. nats-py re-creates an
-        ordered consumer itself after two missed idle heartbeats, but that attempt can fail
-        while the connection moves to another server of a cluster; a watch that cannot be
-        (re)started is retried with a back-off bounded by the TTL.
+        reports, as deletions, the nodes that left meanwhile.
         """
         seen: set[str] = set()
-        failures = 0
         while True:
+            watcher = await self._kv.watchall()
             try:
-                watcher = await self._kv.watchall()
-            except (NatsError, TimeoutError) as exc:
-                failures += 1
-                await self._back_off(failures, exc)
-                continue
-            try:
-                try:
-                    current = await self._initial(watcher)
-                except (NatsError, TimeoutError) as exc:
-                    failures += 1
-                    await self._back_off(failures, exc)
-                    continue
-                failures = 0
+                current = await self._initial(watcher)
                 for node_id in sorted(seen - current.keys()):
                     yield NodeEvent(node_id, None)
                 for key, info in current.items():
@@ -140,11 +123,6 @@ class NatsKvRegistry:
             finally:
                 with contextlib.suppress(Exception):
                     await watcher.stop()
-
-    async def _back_off(self, failures: int, exc: BaseException) -> None:
-        """Wait before the next watch attempt: 0.2 s, doubling, at most one TTL."""
-        log.warning("registry watch of %s failed (%r); retrying", self._bucket, exc)
-        await asyncio.sleep(min(self.ttl_s, 0.1 * 2**failures))
 
     async def _initial(self, watcher: KeyValue.KeyWatcher) -> dict[str, NodeInfo]:
         """The records a fresh watcher starts with (up to its "initial values done" marker)."""
