@@ -161,7 +161,6 @@ class NodeServer:
         if swept:
             log.info("node=%s swept %d sessions of a previous run", self.id, swept)
         self.nc = await nats.connect(
-            s.nats_url,
             name=f"cim-node-{self.id}",
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
@@ -171,7 +170,9 @@ class NodeServer:
             **links.nats_options(s.nats_url, s.nats_creds, s.tls_ca),
         )
         if self.registry is None:
-            self.registry = await NatsKvRegistry.open(self.nc.jetstream(), refresh_s=s.registry_refresh_s)
+            self.registry = await NatsKvRegistry.open(
+                self.nc.jetstream(), refresh_s=s.registry_refresh_s, replicas=s.nats_kv_replicas
+            )
         await self.delivery.start(self.nc)
         ctx = self._context()
         self._listener = await self.loop.create_server(

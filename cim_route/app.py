@@ -44,6 +44,7 @@ from cim_route.nodes import NodeView
 from cim_route.scheduler import Scheduler
 from cim_route.send import Sender
 from shared import links, sessions
+from shared.durability import Unconfirmed, Wait
 from shared.errors import ApiError
 from shared.keys import Keys
 from shared.registry import NodeRegistry
@@ -65,6 +66,7 @@ _UNAVAILABLE = (
     redis_errors.TimeoutError,
     redis_errors.ReadOnlyError,
     NatsError,
+    Unconfirmed,
 )
 _HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
 
@@ -146,7 +148,7 @@ async def _lifespan(
         try:
             if registry is None:
                 registry = await NatsKvRegistry.open(
-                    nats.jetstream(), DEFAULT_BUCKET, settings.registry_refresh_s
+                    nats.jetstream(), DEFAULT_BUCKET, settings.registry_refresh_s, settings.nats_kv_replicas
                 )
             context = _build_context(settings, redis, nats, registry, metrics)
             app.state.context = context
@@ -178,7 +180,8 @@ def _build_context(
         redis, settings.retention_s, metrics, scan=settings.history_scan, keep=settings.history_max
     )
     guard = Guard(scripts, keys, settings.rate_limit, metrics)
-    batcher = Batcher(redis, scripts)
+    wait = Wait(settings.redis_wait, settings.redis_wait_ms) if settings.redis_wait else None
+    batcher = Batcher(redis, scripts, wait=wait)
     sender = Sender(redis, scripts, keys, nats, settings, history, metrics, guard, batcher)
 
     async def sweep(node_id: str) -> None:
@@ -224,7 +227,6 @@ async def _connect_nats(settings: RouteSettings, metrics: Metrics) -> Nats:
     try:
         await asyncio.wait_for(
             nats.connect(
-                settings.nats_url,
                 name="cim-route",
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,

@@ -9,6 +9,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from shared.durability import Wait
 from shared.scripts import Scripts
 
 __all__ = ["Batcher"]
@@ -21,13 +22,23 @@ class Batcher:
     """Queues commands, sends them once per loop turn; owns the tasks that do it. The queue
     holds one command per request in flight (each caller awaits its reply), no more."""
 
-    def __init__(self, redis: Redis, scripts: Scripts, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, redis: Redis, scripts: Scripts, max_batch: int = MAX_BATCH, wait: Wait | None = None
+    ) -> None:
         self._redis = redis
+        self._wait = wait
+        """``CIM_REDIS_WAIT``: each pipeline ends with a ``WAIT``; too few replicas and every
+        caller of the batch gets ``Unconfirmed`` (503)."""
         self._scripts = scripts
         self._max = max_batch
         self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def wait(self) -> Wait | None:
+        """The ``WAIT`` every store of a send ends with (``CIM_REDIS_WAIT``), or None."""
+        return self._wait
 
     async def call(self, *command: Any) -> Any:
         """Run ``command`` (``execute_command`` arguments) in the next pipeline; its reply, or the
@@ -56,7 +67,11 @@ class Batcher:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for command, _ in batch:
                     pipe.execute_command(*command)
+                if self._wait is not None:
+                    pipe.execute_command(*self._wait.command)
                 replies = await self._scripts.execute(pipe, raise_on_error=False)
+            if self._wait is not None:
+                self._wait.check(replies.pop())
         except asyncio.CancelledError:
             for _, future in batch:
                 future.cancel()

@@ -190,6 +190,7 @@ class Sender:
             idem_scope=idem_scope,
             carbon=None if carbon is None else (sender, inbox.pack(carbon)),
             then=then,
+            wait=self._batcher.wait,
         )
         by_node: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for d in stored.deliveries:

@@ -19,6 +19,7 @@ import msgpack
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from shared.durability import Wait
 from shared.keys import Keys
 from shared.message import frame, message
 from shared.scripts import Scripts, evalsha
@@ -146,12 +147,14 @@ async def store_many(
     idem_scope: str | None = None,
     carbon: tuple[str, bytes] | None = None,
     then: Sequence[tuple[Any, ...]] = (),
+    wait: Wait | None = None,
 ) -> Batch:
     """Store ``packed`` (see ``pack``) in the inbox of each of ``users``, each with its own seq:
     one ``store_batch.lua`` call per ``BATCH`` recipients, all in one round trip. With
     ``idem_scope`` a recipient that already has the message gets nothing new. ``carbon``
     (sender, its packed copy) stores the sender's copy too, in the last call (its ``Delivery``
-    is the last, ``carbon`` True); ``then``: more commands for the same round trip."""
+    is the last, ``carbon`` True); ``then``: more commands for the same round trip; ``wait``:
+    end it with a ``WAIT`` (``Unconfirmed`` when too few replicas confirm)."""
     args = _args(packed, retention, idem_scope, msg_id)
     batches: list[list[str]] = [list(users[i : i + BATCH]) for i in range(0, len(users), BATCH)]
     if carbon is not None:
@@ -169,7 +172,11 @@ async def store_many(
             )
         for command in then:
             pipe.execute_command(*command)
+        if wait is not None:
+            pipe.execute_command(*wait.command)
         replies = await scripts.execute(pipe)
+    if wait is not None:
+        wait.check(replies[-1])
     stored = [_parse(batch, reply) for batch, reply in zip(batches, replies, strict=False)]
     if carbon is not None:
         *others, own = stored[-1].deliveries

@@ -25,7 +25,8 @@ from urllib.parse import unquote, urlsplit
 from nats.aio.client import Client as Nats
 from nats.errors import Error as NatsError
 from redis.asyncio import Redis
-from redis.exceptions import AuthenticationError, RedisError, ResponseError
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.exceptions import AuthenticationError, RedisClusterException, RedisError, ResponseError
 
 from shared.settings import CommonSettings, credentials_problem, redacted
 
@@ -35,6 +36,8 @@ __all__ = [
     "connect_once",
     "inbox_prefix",
     "nats_options",
+    "nats_servers",
+    "redis_client",
     "preflight",
     "redis_options",
 ]
@@ -60,15 +63,26 @@ def client_tls(ca: str = "") -> ssl.SSLContext:
     return ssl.create_default_context(cafile=ca or None)
 
 
+def nats_servers(url: str) -> list[str]:
+    """The servers of ``CIM_NATS_URL``: one URL, or several separated by commas (a cluster),
+    each with its own credentials, e.g. ``nats://u:p@h1:4222,nats://u:p@h2:4222``."""
+    servers = [part.strip() for part in url.split(",") if part.strip()]
+    if not servers:
+        raise ValueError("CIM_NATS_URL names no server")
+    return servers
+
+
 def nats_options(url: str, creds: str = "", ca: str = "") -> dict[str, Any]:
-    """Keyword arguments for ``nats.connect(url, ...)``: credentials file, TLS, own inbox."""
-    options: dict[str, Any] = {}
-    user = urlsplit(url).username
-    if user:
-        options["inbox_prefix"] = inbox_prefix(unquote(user)).encode()
+    """Keyword arguments for ``nats.connect(...)``: the servers of ``url`` (see ``nats_servers``),
+    credentials file, TLS, own inbox (of the first server's user: one user for the cluster)."""
+    servers = nats_servers(url)
+    first = urlsplit(servers[0])
+    options: dict[str, Any] = {"servers": servers}
+    if first.username:
+        options["inbox_prefix"] = inbox_prefix(unquote(first.username)).encode()
     if creds:
         options["user_credentials"] = creds
-    if urlsplit(url).scheme == "tls" or ca:
+    if any(urlsplit(server).scheme == "tls" for server in servers) or ca:
         options["tls"] = client_tls(ca)
     return options
 
@@ -76,6 +90,36 @@ def nats_options(url: str, creds: str = "", ca: str = "") -> dict[str, Any]:
 def redis_options(url: str, ca: str = "") -> dict[str, Any]:
     """Keyword arguments for ``Redis.from_url(url, ...)``: the CA of a ``rediss://`` server."""
     return {"ssl_ca_certs": ca} if ca and urlsplit(url).scheme == "rediss" else {}
+
+
+CLUSTER_SCHEMES = {"redis+cluster": False, "rediss+cluster": True}
+"""``redis+cluster://user:pass@h1:p1,h2:p2,...`` (``rediss+cluster://`` with TLS): any members
+of a Redis Cluster, one user for all; the client learns the rest of the cluster from them."""
+
+
+def redis_client(url: str, ca: str = "", **options: Any) -> Redis | RedisCluster:
+    """The redis-py asyncio client for ``CIM_REDIS_URL``: a ``RedisCluster`` for the
+    ``redis+cluster://`` form (see ``CLUSTER_SCHEMES``), else ``Redis.from_url``; ``options``
+    (``decode_responses``, timeouts, ...) go to either."""
+    scheme, _, rest = url.partition("://")
+    if scheme not in CLUSTER_SCHEMES:
+        return Redis.from_url(url, **redis_options(url, ca), **options)
+    userinfo, _, hosts = rest.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    nodes = []
+    for address in hosts.split("/")[0].split(","):
+        host, _, port = address.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"{redacted(url)}: {address!r} is not host:port")
+        nodes.append(ClusterNode(host, int(port)))
+    tls = CLUSTER_SCHEMES[scheme]
+    if tls:
+        options["ssl"] = True
+        if ca:
+            options["ssl_ca_certs"] = ca
+    return RedisCluster(
+        startup_nodes=nodes, username=unquote(user) or None, password=unquote(password) or None, **options
+    )
 
 
 async def preflight(settings: CommonSettings) -> None:
@@ -101,7 +145,6 @@ async def connect_once(
     nc = Nats()
     try:
         await nc.connect(
-            url,
             allow_reconnect=False,
             connect_timeout=PREFLIGHT_TIMEOUT_S,
             max_reconnect_attempts=0,
@@ -137,12 +180,12 @@ async def _check_nats(url: str, creds: str, ca: str) -> None:
 
 
 async def _check_redis(url: str, ca: str) -> None:
-    redis = Redis.from_url(url, socket_connect_timeout=PREFLIGHT_TIMEOUT_S, **redis_options(url, ca))
+    redis = redis_client(url, ca, socket_connect_timeout=PREFLIGHT_TIMEOUT_S)
     try:
         await redis.ping()
     except (AuthenticationError, ResponseError) as exc:
         raise Refused(f"Redis at {redacted(url)} refused the credentials: {exc}") from exc
-    except (RedisError, OSError) as exc:
+    except (RedisError, RedisClusterException, OSError) as exc:
         log.warning("Redis at %s not reachable yet: %r", redacted(url), exc)
     finally:
         await redis.aclose()

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 DEFAULT_BUCKET = "cim-nodes"
 
 
-async def _bind(js: JetStreamContext, bucket: str, refresh_s: float) -> KeyValue:
+async def _bind(js: JetStreamContext, bucket: str, refresh_s: float, replicas: int) -> KeyValue:
     try:
         return await js.key_value(bucket)
     except BucketNotFoundError:
@@ -41,6 +41,7 @@ async def _bind(js: JetStreamContext, bucket: str, refresh_s: float) -> KeyValue
             history=1,
             storage=StorageType.FILE,
             limit_marker_ttl=max(1, math.ceil(refresh_s)),
+            replicas=replicas,
         )
         return await js.create_key_value(config=config)
 
@@ -56,10 +57,11 @@ class NatsKvRegistry:
 
     @classmethod
     async def open(
-        cls, js: JetStreamContext, bucket: str = DEFAULT_BUCKET, refresh_s: float = 2.0
+        cls, js: JetStreamContext, bucket: str = DEFAULT_BUCKET, refresh_s: float = 2.0, replicas: int = 1
     ) -> NatsKvRegistry:
-        """Bind to the bucket, creating it (with delete markers) if it does not exist yet."""
-        return cls(js, await _bind(js, bucket, refresh_s), bucket, refresh_s)
+        """Bind to the bucket, creating it (with delete markers, on ``replicas`` servers of a
+        NATS cluster: ``CIM_NATS_KV_REPLICAS``) if it does not exist yet."""
+        return cls(js, await _bind(js, bucket, refresh_s, replicas), bucket, refresh_s)
 
     async def announce(self, info: NodeInfo) -> None:
         subject = f"$KV.{self._bucket}.{info.id}"

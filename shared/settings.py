@@ -138,6 +138,12 @@ class CommonSettings:
     tls_cert: str = ""
     """PEM certificate (chain) of this process's listener; with ``tls_key`` it serves TLS."""
     tls_key: str = ""
+    nats_kv_replicas: int = 1
+    """Servers of a NATS cluster that keep the registry bucket (1..5; 3 with ``cim up --ha``)."""
+    redis_wait: int = 0
+    """Replicas that must confirm a message write (Redis ``WAIT``); 0 = do not wait."""
+    redis_wait_ms: int = 100
+    """How long a write waits for those replicas before it counts as unconfirmed."""
     tls_ca: str = ""
     """PEM bundle that ``tls://``/``rediss://`` servers' certificates are checked against
     (default: the system store)."""
@@ -176,6 +182,12 @@ class CommonSettings:
             raise SettingsError(detail=f"CIM_LOG_LEVEL={self.log_level!r}: debug, info, warning or error")
         if self.registry_refresh_s < 1:
             raise SettingsError(detail="CIM_REGISTRY_REFRESH_S must be at least 1")
+        if not 1 <= self.nats_kv_replicas <= 5:
+            raise SettingsError(detail="CIM_NATS_KV_REPLICAS must be between 1 and 5")
+        if self.redis_wait < 0:
+            raise SettingsError(detail="CIM_REDIS_WAIT must be 0 or more")
+        if self.redis_wait_ms <= 0:
+            raise SettingsError(detail="CIM_REDIS_WAIT_MS must be positive")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise SettingsError(detail="CIM_TLS_CERT and CIM_TLS_KEY go together: give both or neither")
         for name in ("nats_creds", "tls_cert", "tls_key", "tls_ca"):

@@ -25,8 +25,7 @@ from cim_route.auth import Caller, Sending
 from cim_route.context import Ctx
 from shared import sessions
 from shared.message import new_message_id
-from shared.protocol import MessageKind
-from shared.settings import NAME_RE
+from shared.protocol import NAME_RE, MessageKind
 
 __all__ = ["router"]
 
@@ -116,7 +115,7 @@ async def typing(ctx: Ctx, caller: Sending, body: Typing) -> Response:
     403 ``not_member``, 429."""
     me, keys = caller.username, ctx.keys
     if body.group is not None:
-        members = await load_members(ctx, body.group, me, sending=caller)
+        members, _ = await load_members(ctx, body.group, me, sending=caller)
         others = sorted(m.decode() for m in members if m.decode() != me)
         throttle = keys.typing(me, f"#{body.group}")
     else:

@@ -7,6 +7,7 @@
 import { call, clock, el, randomId, toast } from "/web/api.js";
 
 const STORE = "cim.session";
+const DEVICE = "cim.device";
 const PRESENCE_MS = 5000;
 const ACK_DELAY_MS = 100;
 const ACK_EVERY = 50;
@@ -51,6 +52,17 @@ function restore() {
 
 const auth = () => ({ token: state.token });
 
+/** This tab's device name (v0.2): its own session, cursor and carbons beside the user's other
+ * devices, so a second tab or a terminal chat does not kick it. Kept for the tab's life. */
+function device() {
+  let name = sessionStorage.getItem(DEVICE);
+  if (!name) {
+    name = "web-" + randomId().slice(0, 8);
+    sessionStorage.setItem(DEVICE, name);
+  }
+  return name;
+}
+
 // ----- signing in -----------------------------------------------------------------
 
 async function signIn(register) {
@@ -63,7 +75,7 @@ async function signIn(register) {
   for (const button of form.querySelectorAll("button")) button.disabled = true;
   try {
     if (register) await call("POST", "/users", { body: { username, password } });
-    const answer = await call("POST", "/login", { body: { username, password } });
+    const answer = await call("POST", "/login", { body: { username, password, device: device() } });
     Object.assign(state, { me: answer.username, token: answer.token, lastSeq: 0, acked: 0 });
     save();
     start(answer.node);
@@ -265,6 +277,34 @@ function ackNow() {
 
 function onMessage(msg) {
   if (msg.seq && msg.seq <= state.lastSeq) return; // a replay of one already shown
+  if (EVENTS.has(msg.kind)) applyEvent(msg);
+  else showMessage(msg);
+  if (msg.seq) {
+    state.lastSeq = msg.seq;
+    save();
+    scheduleAck();
+  }
+}
+
+/** v0.2 events about other messages: shown by changing those, never as messages themselves. */
+const EVENTS = new Set(["receipt", "typing", "edit", "recall"]);
+
+function applyEvent(msg) {
+  if (msg.kind !== "edit" && msg.kind !== "recall") return; // receipts and typing: not drawn
+  for (const conv of state.convs.values()) {
+    const target = conv.messages.find((m) => m.id === msg.ref);
+    if (!target) continue;
+    if (msg.kind === "edit") {
+      target.body = msg.body;
+      if (conv === state.current) redraw(target);
+    } else {
+      conv.messages.splice(conv.messages.indexOf(target), 1);
+      if (conv === state.current) drawTimeline();
+    }
+  }
+}
+
+function showMessage(msg) {
   const conv = conversation(keyOf(msg));
   const fresh = addMessage(conv, msg);
   if (fresh && msg.from !== state.me && (conv !== state.current || document.hidden)) {
@@ -272,11 +312,6 @@ function onMessage(msg) {
   }
   if (conv.type === "group" && !conv.known) refreshGroups();
   renderLists();
-  if (msg.seq) {
-    state.lastSeq = msg.seq;
-    save();
-    scheduleAck();
-  }
 }
 
 // ----- messages ---------------------------------------------------------------------
@@ -412,6 +447,7 @@ async function send(text) {
       : ["/messages", { to: conv.name, body: text, client_msg_id: clientId }];
   try {
     const answer = await call("POST", path, { auth: auth(), body });
+    if (conv.ids.has(answer.id)) return dropLocal(conv, local); // its carbon came first
     local.oldId = local.id;
     local.id = answer.id;
     conv.ids.add(answer.id);
@@ -423,6 +459,13 @@ async function send(text) {
   }
   redraw(local);
   delete local.oldId;
+}
+
+/** Remove the pending copy `local` of a message `conv` already shows (by its carbon). */
+function dropLocal(conv, local) {
+  conv.messages.splice(conv.messages.indexOf(local), 1);
+  conv.ids.delete(local.id);
+  if (conv === state.current) $("timeline").querySelector(`li[data-id="${CSS.escape(local.id)}"]`)?.remove();
 }
 
 // ----- lists: groups and people -----------------------------------------------------

@@ -120,8 +120,17 @@ async def test_a_browser_user_and_an_sdk_user_talk(open_page: OpenPage, web_clus
         await say(page, "from the browser")
         got = await sdk.next_message(timeout=10)
         assert (got.sender, got.to, got.body, got.kind) == (web_user, sdk_user, "from the browser", "p2p")
-        await sdk.send(web_user, "from python ✓")
+        async with Client(web_cluster.route_url, web_user, PASSWORD) as twin:  # the same user elsewhere
+            await twin.connect()
+            devices = [d["device"] for d in (await twin.me())["devices"]]
+            assert devices[0].startswith("web-") and devices[1] == "default", devices  # oldest first
+        await expect(page.locator("#status")).to_contain_text("connected")  # not kicked by it
+        sent = await sdk.send(web_user, "from python ✓")
         await expect(bodies(page)).to_have_text(["from the browser", "from python ✓"])
+        await sdk.edit(sent.id, "from python, edited")  # v0.2: the page changes the message
+        await expect(bodies(page)).to_have_text(["from the browser", "from python, edited"])
+        await sdk.recall(sent.id)
+        await expect(bodies(page)).to_have_text(["from the browser"])
 
 
 async def test_a_killed_node_shows_offline_then_recovers_with_nothing_lost(

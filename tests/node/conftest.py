@@ -41,7 +41,34 @@ class Closed(Exception):
     """The node closed the connection."""
 
 
-class Client:
+class LoginMixin:
+    """``login`` for a test client of either transport: it has ``send(frame)`` and ``recv()``."""
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def login(self, user: str, last_seq: int | None = None, token: str | None = None) -> dict[str, Any]:
+        frame: dict[str, Any] = {"t": "login", "token": token or tokens.issue(SECRET, user, 3600)[0]}
+        if last_seq is not None:
+            frame["last_seq"] = last_seq
+        await self.send(frame)
+        welcome = await self.recv()
+        assert welcome["t"] == "welcome", welcome
+        return welcome
+
+
+def msg_frames(to: str, count: int, body: str) -> list[dict[str, Any]]:
+    """``count`` bus ``msg`` frames to ``to``, seqs 1..count, each with ``body``."""
+    return [
+        {"t": "msg", "id": f"m{i}", "seq": i, "kind": "p2p", "from": "z", "to": to, "body": body, "ts": 1}
+        for i in range(1, count + 1)
+    ]
+
+
+class Client(LoginMixin):
     """A raw protocol client on a real socket: send frames, read frames, see the close."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -85,15 +112,6 @@ class Client:
             return got
         except ConnectionResetError:
             return got
-
-    async def login(self, user: str, last_seq: int | None = None, token: str | None = None) -> dict[str, Any]:
-        frame: dict[str, Any] = {"t": "login", "token": token or tokens.issue(SECRET, user, 3600)[0]}
-        if last_seq is not None:
-            frame["last_seq"] = last_seq
-        await self.send(frame)
-        welcome = await self.recv()
-        assert welcome["t"] == "welcome", welcome
-        return welcome
 
     async def close(self) -> None:
         self.writer.close()

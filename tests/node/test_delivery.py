@@ -12,7 +12,7 @@ from shared import bus
 from shared.keys import Keys
 from shared.protocol import encode
 from tests.harness import eventually
-from tests.node.conftest import Client, Inbox, NodeFactory
+from tests.node.conftest import Client, Inbox, NodeFactory, msg_frames
 
 
 def seqs(frames: list[dict]) -> list[int]:
@@ -165,20 +165,7 @@ async def test_slow_reader_is_closed_and_others_keep_receiving(
     try:
         await slow.login("slow")
         await fast.login("fast")
-        body = "x" * 8000
-        frames = [
-            {
-                "t": "msg",
-                "id": f"m{i}",
-                "seq": i,
-                "kind": "p2p",
-                "from": "z",
-                "to": "slow",
-                "body": body,
-                "ts": 1,
-            }
-            for i in range(1, 401)
-        ]
+        frames = msg_frames("slow", 400, "x" * 8000)
         for i in range(0, len(frames), 100):
             await nc.publish(bus.node_subject(node.id), bus.msgs(frames[i : i + 100]))
         await nc.flush()

@@ -20,12 +20,12 @@ from shared import bus, tokens
 from shared.keys import Keys
 from tests.conftest import SECRET
 from tests.harness import eventually
-from tests.node.conftest import Client, Inbox, NodeFactory
+from tests.node.conftest import Client, Inbox, LoginMixin, NodeFactory, msg_frames
 
 ORIGIN = "http://chat.example:8080"
 
 
-class WsClient:
+class WsClient(LoginMixin):
     """One WebSocket client: frames as binary MessagePack or as JSON text."""
 
     def __init__(self, ws: ClientConnection, text: bool) -> None:
@@ -56,15 +56,6 @@ class WsClient:
                 got.append(await self.recv(timeout))
         except websockets.ConnectionClosed:
             return got
-
-    async def login(self, user: str, last_seq: int | None = None) -> dict[str, Any]:
-        frame: dict[str, Any] = {"t": "login", "token": tokens.issue(SECRET, user, 3600)[0]}
-        if last_seq is not None:
-            frame["last_seq"] = last_seq
-        await self.send(frame)
-        welcome = await self.recv()
-        assert welcome["t"] == "welcome", welcome
-        return welcome
 
 
 def _url(node: NodeServer, path: str = "/ws") -> str:
@@ -254,19 +245,7 @@ async def test_slow_reader_is_cut_off(make_node: NodeFactory, nc, box: Inbox) ->
     try:
         await slow.login("slow")
         await fast.login("fast")
-        frames = [
-            {
-                "t": "msg",
-                "id": f"m{i}",
-                "seq": i,
-                "kind": "p2p",
-                "from": "z",
-                "to": "slow",
-                "body": "x" * 8000,
-                "ts": 1,
-            }
-            for i in range(1, 401)
-        ]
+        frames = msg_frames("slow", 400, "x" * 8000)
         for i in range(0, len(frames), 100):
             await nc.publish(bus.node_subject(node.id), bus.msgs(frames[i : i + 100]))
         await nc.flush()

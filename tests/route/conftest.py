@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,7 +17,7 @@ import pytest
 from nats.aio.client import Client as Nats
 from nats.aio.subscription import Subscription
 
-from cim_cli.ops.services import Service
+from cim_cli.ops.services import Service, wait_for_port
 from cim_route import create_app
 from cim_route.context import Context
 from shared import bus, sessions
@@ -127,7 +130,7 @@ async def route(make_route: MakeRoute) -> RouteUnderTest:
     return await make_route()
 
 
-async def next_payload(sub: Subscription, timeout: float = 2.0) -> dict[str, Any]:
+async def next_payload(sub: Subscription, timeout: float = 5.0) -> dict[str, Any]:
     msg = await sub.next_msg(timeout=timeout)
     return bus.decode(msg.data)
 
@@ -137,3 +140,28 @@ async def settle(route: RouteUnderTest, nc: Nats) -> None:
     published so far is in the test's subscriptions."""
     await route.ctx.nats.flush(timeout=2)
     await nc.flush(timeout=2)
+
+
+def start_route_process(env: dict[str, str], log: Path, port: int) -> subprocess.Popen[bytes]:
+    """``python -m cim_route`` with ``env`` (its output in ``log``), once it listens on ``port``."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cim_route"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_for_port("127.0.0.1", port, 20.0, proc)
+    except BaseException:
+        stop_process(proc)
+        raise
+    return proc
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 20 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -51,7 +51,7 @@ async def test_push_to_everyone_online(route: RouteUnderTest, nc) -> None:
     assert await read_after(route.ctx.redis, route.ctx.keys, "bob", 0) == []
 
 
-async def test_nodes_and_drain(route: RouteUnderTest, nc) -> None:
+async def test_nodes_and_drain(route: RouteUnderTest) -> None:
     other = node_id()
     await route.add_node(other, connections=3, started_at=1234)
     nodes = (await route.http.get("/nodes", headers=route.admin)).json()
@@ -66,8 +66,9 @@ async def test_nodes_and_drain(route: RouteUnderTest, nc) -> None:
         "metrics_port": None,
         "ws_url": None,
     }
-    sub = await nc.subscribe(f"cim.node.{other}")
-    await nc.flush()
+    # on the route's own connection (NATS echoes a client's publishes to its subscriptions)
+    sub = await route.ctx.nats.subscribe(f"cim.node.{other}")
+    await route.ctx.nats.flush(timeout=2)
     resp = await route.http.post(f"/nodes/{other}/drain", headers=route.admin)
     assert resp.status_code == 202
     assert await next_payload(sub) == {"k": "drain"}

@@ -4,8 +4,6 @@ body cap before reading (413), header cap (431), request and idle deadlines (slo
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +12,9 @@ import httpx
 import orjson
 import pytest
 
-from cim_cli.ops.services import Service, child_env, free_port, wait_for_port
+from cim_cli.ops.services import Service, child_env, free_port
 from tests.conftest import SECRET
+from tests.route.conftest import start_route_process, stop_process
 
 REQUEST_S = 1.0
 IDLE_S = 2.0
@@ -38,21 +37,11 @@ def route_port(
         http_idle_s=IDLE_S,
         log_level="warning",
     )
-    log = tmp_path_factory.mktemp("route") / "route.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cim_route"], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+    proc = start_route_process(env, tmp_path_factory.mktemp("route") / "route.log", port)
     try:
-        wait_for_port("127.0.0.1", port, 20.0, proc)
         yield port, proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def rss_kib(pid: int) -> int:

@@ -7,8 +7,6 @@ machine is shared)."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
@@ -19,12 +17,12 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from cim_cli.ops.services import Service, child_env, free_port, wait_for_port
+from cim_cli.ops.services import Service, child_env, free_port
 from shared.registry import NodeInfo
 from shared.registry_nats import DEFAULT_BUCKET, NatsKvRegistry
 from tests.conftest import SECRET
 from tests.harness import API_KEY
-from tests.route.conftest import PASSWORD
+from tests.route.conftest import PASSWORD, start_route_process, stop_process
 
 EXAMPLES = 10
 USER = "fuzz-user"
@@ -61,24 +59,15 @@ def route_url(
         log_level="warning",
     )
     log = tmp_path_factory.mktemp("route") / "route.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cim_route"], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+    proc = start_route_process(env, log, port)
     try:
         asyncio.run(_registry(nats_service.url, announce=True))  # so that /login and /readyz answer 2xx
-        wait_for_port("127.0.0.1", port, 20.0, proc)
         url = f"http://127.0.0.1:{port}"
         httpx.post(f"{url}/api/v1/users", json={"username": USER, "password": PASSWORD}, timeout=10)
         yield url
     finally:
         asyncio.run(_registry(nats_service.url, announce=False))
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         errors = [line for line in log.read_text().splitlines() if " ERROR " in line or "Traceback" in line]
         assert not errors, "\n".join(errors)
 

@@ -10,7 +10,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +18,13 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from cim_cli.ops.services import Service, child_env, free_port, wait_for_port
+from cim_cli.ops.services import Service, child_env, free_port
 from shared import tokens
 from shared.inbox import read_after
 from shared.keys import Keys
 from tests.conftest import SECRET
 from tests.harness import eventually
-from tests.route.conftest import PASSWORD
+from tests.route.conftest import PASSWORD, start_route_process, stop_process
 
 
 @dataclass
@@ -60,36 +59,13 @@ async def workers(
         rate_limit=0,
     )
     log = tmp_path / "route.log"
-    proc = _start(env, log, port)
+    proc = start_route_process(env, log, port)
     try:
         w = Workers(proc, port, log)
         await eventually(lambda: _all_listening(w), timeout=20, what="both workers listening")
         yield w
     finally:
-        await asyncio.to_thread(_stop, proc)
-
-
-def _start(env: dict[str, str], log: Path, port: int) -> subprocess.Popen[bytes]:
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cim_route"], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        wait_for_port("127.0.0.1", port, 20.0, proc)
-    except BaseException:
-        _stop(proc)
-        raise
-    return proc
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        await asyncio.to_thread(stop_process, proc)
 
 
 def _gone(pid: int) -> bool:

@@ -26,17 +26,20 @@ async def tls_cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
         yield c
 
 
-async def test_a_message_crosses_a_tls_cluster(tls_cluster: Cluster) -> None:
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+async def test_a_message_crosses_a_tls_cluster(tls_cluster: Cluster, transport: str) -> None:
+    """TCP over TLS, and WebSocket over TLS (``wss``: the node's certificate on its WS port)."""
     route, ca = tls_cluster.route_url, tls_cluster.local.ca
     assert route.startswith("https://") and tls_cluster.local.nats_url.startswith("tls://")
     async with (
         Client(route, "ann", PASSWORD, tls_ca=ca) as ann,
-        Client(route, "bob", PASSWORD, tls_ca=ca) as bob,
+        Client(route, "bob", PASSWORD, tls_ca=ca, transport=transport) as bob,
     ):
         for client in (ann, bob):
             await client.register()
             await client.connect()
         assert bob.node is not None and bob.node.tls
+        assert bob.node.ws_url is not None and bob.node.ws_url.startswith("wss://")
         sent = await ann.send("bob", "over TLS")
         got = await bob.next_message(10)
         assert (got.id, got.sender, got.body) == (sent.id, "ann", "over TLS")

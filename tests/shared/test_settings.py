@@ -144,3 +144,22 @@ def test_tls_and_pending_settings_are_checked(env: dict[str, str], needle: str) 
     with pytest.raises(SettingsError) as exc:
         NodeSettings.from_env({**BASE, **env})
     assert needle in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("CIM_NATS_KV_REPLICAS", "0"),
+        ("CIM_NATS_KV_REPLICAS", "6"),
+        ("CIM_REDIS_WAIT", "-1"),
+        ("CIM_REDIS_WAIT_MS", "0"),
+    ],
+)
+def test_ha_settings_out_of_range_are_refused(var: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=var):
+        RouteSettings.from_env({"CIM_SECRET": "s" * 32, var: value})
+
+
+def test_ha_settings_defaults() -> None:
+    settings = RouteSettings.from_env({"CIM_SECRET": "s" * 32})
+    assert (settings.nats_kv_replicas, settings.redis_wait, settings.redis_wait_ms) == (1, 0, 100)
