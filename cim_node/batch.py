@@ -1,4 +1,4 @@
-"""Coalesce the Redis calls of one loop turn into one pipeline: one round trip for many.
+"""Coalesce the AnyRedis calls of one loop turn into one pipeline: one round trip for many.
 
 A login burst (a node died and its clients come here) would otherwise cost a
 round trip and a pooled connection per call, and redis-py refuses calls past
@@ -6,7 +6,7 @@ its pool size instead of queueing them. ``call`` queues its commands with the
 others of this loop turn; at most ``max_inflight`` pipelines run at once, and
 calls made meanwhile wait for the next one, so batches grow with the load.
 
-The node's Redis client has no per-reply socket timeout (redis-py would arm a
+The node's AnyRedis client has no per-reply socket timeout (redis-py would arm a
 timer for every reply of a pipeline); a whole pipeline gets ``REDIS_TIMEOUT_S``.
 """
 
@@ -17,10 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
-
-from shared.scripts import Scripts
+from shared.scripts import AnyPipeline, AnyRedis, Scripts
 
 __all__ = ["REDIS_TIMEOUT_S", "Queue", "RedisBatch"]
 
@@ -29,7 +26,7 @@ log = logging.getLogger(__name__)
 REDIS_TIMEOUT_S = 5.0
 """Longest a pipeline of the node may take (then its callers get ``TimeoutError``)."""
 
-Queue = Callable[[Pipeline], Awaitable[None]]
+Queue = Callable[[AnyPipeline], Awaitable[None]]
 """Queues one caller's commands on the shared pipeline; the caller gets their replies."""
 
 _Request = tuple[Queue, "asyncio.Future[list[Any]]"]
@@ -39,7 +36,7 @@ class RedisBatch:
     """Pipelines shared by the callers of a loop turn; it owns (and ``close`` ends) its tasks."""
 
     def __init__(
-        self, redis: Redis, scripts: Scripts, *, max_inflight: int = 4, max_batch: int = 512
+        self, redis: AnyRedis, scripts: Scripts, *, max_inflight: int = 4, max_batch: int = 512
     ) -> None:
         self._redis = redis
         self._scripts = scripts
@@ -101,9 +98,9 @@ class RedisBatch:
         spans = []
         async with asyncio.timeout(REDIS_TIMEOUT_S), self._redis.pipeline(transaction=False) as pipe:
             for queue in queues:
-                start = len(pipe.command_stack)
+                start = len(pipe)
                 await queue(pipe)
-                spans.append((start, len(pipe.command_stack)))
+                spans.append((start, len(pipe)))
             return await self._scripts.execute(pipe), spans
 
     async def close(self) -> None:

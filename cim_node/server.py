@@ -31,7 +31,6 @@ from typing import Any
 
 import nats
 from nats.aio.client import Client as NatsClient
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from cim_node.acks import AckCursors
@@ -50,7 +49,7 @@ from shared.keys import Keys
 from shared.protocol import KickReason
 from shared.registry import NodeInfo, NodeRegistry, NodeState
 from shared.registry_nats import NatsKvRegistry
-from shared.scripts import Scripts
+from shared.scripts import AnyRedis, Scripts
 from shared.settings import NodeSettings
 
 __all__ = ["NodeServer", "ServerState"]
@@ -87,7 +86,7 @@ class NodeServer:
         self.metrics_port: int | None = None
         self.ws_port: int | None = None
         self.started_at = 0
-        self.redis: Redis = None  # type: ignore[assignment]  # set by start()
+        self.redis: AnyRedis = None  # type: ignore[assignment]  # set by start()
         self.scripts: Scripts = None  # type: ignore[assignment]
         self.acks: AckCursors = None  # type: ignore[assignment]
         self.store: SessionStore | None = None
@@ -140,11 +139,8 @@ class NodeServer:
         self.state = ServerState.STARTING
         s = self.settings
         # No per-reply timeout (a timer per reply of every pipeline); each pipeline has one.
-        self.redis = Redis.from_url(
-            s.redis_url,
-            socket_timeout=None,
-            socket_connect_timeout=REDIS_TIMEOUT_S,
-            **links.redis_options(s.redis_url, s.tls_ca),
+        self.redis = links.redis_client(
+            s.redis_url, s.tls_ca, socket_timeout=None, socket_connect_timeout=REDIS_TIMEOUT_S
         )
         self.scripts = Scripts.register(self.redis)
         self.acks = AckCursors(

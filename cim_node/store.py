@@ -9,13 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
-
 from cim_node.batch import RedisBatch
 from shared import inbox, sessions, tokens
 from shared.keys import Keys
-from shared.scripts import Scripts
+from shared.scripts import AnyPipeline, AnyRedis, Scripts
 
 __all__ = ["LoginState", "SessionStore"]
 
@@ -24,10 +21,10 @@ LoginState = tuple[bool, int]
 
 
 class SessionStore:
-    """One node's Redis work for its connections."""
+    """One node's AnyRedis work for its connections."""
 
     def __init__(
-        self, redis: Redis, scripts: Scripts, keys: Keys, node_id: str, max_devices: int = 5
+        self, redis: AnyRedis, scripts: Scripts, keys: Keys, node_id: str, max_devices: int = 5
     ) -> None:
         self._scripts = scripts
         self._max_devices = max_devices
@@ -41,7 +38,7 @@ class SessionStore:
         ``user``'s ``device`` starts: its own ack cursor, or (its first login) the newest seq
         any of the user's devices acked."""
 
-        async def queue(pipe: Pipeline) -> None:
+        async def queue(pipe: AnyPipeline) -> None:
             pipe.exists(self._keys.revoked(token.username, token.jti))
             pipe.hmget(self._keys.token_epoch(user), *tokens.EPOCH_FIELDS)
             pipe.get(self._keys.device_ack(user, device))
@@ -54,8 +51,8 @@ class SessionStore:
     async def claim(self, user: str, device: str, conn_id: str) -> list[sessions.Ended]:
         """Make ``conn_id`` here the session of ``user``'s ``device``; return the ones it ended."""
 
-        async def queue(pipe: Pipeline) -> None:
-            await sessions.queue_claim(
+        async def queue(pipe: AnyPipeline) -> None:
+            sessions.queue_claim(
                 pipe, self._scripts, self._keys, user, device, self._node, conn_id, self._max_devices
             )
 
@@ -65,8 +62,8 @@ class SessionStore:
     async def release(self, user: str, device: str, conn_id: str) -> bool:
         """Drop the session of ``user``'s ``device`` if it is still ``conn_id``; True if it was."""
 
-        async def queue(pipe: Pipeline) -> None:
-            await sessions.queue_release(pipe, self._scripts, self._keys, user, device, self._node, conn_id)
+        async def queue(pipe: AnyPipeline) -> None:
+            sessions.queue_release(pipe, self._scripts, self._keys, user, device, self._node, conn_id)
 
         (removed,) = await self._batch.call(queue)
         return bool(removed)
@@ -80,7 +77,7 @@ class SessionStore:
 
 
 class _BatchedStreams:
-    """The one Redis call ``inbox.read_after`` makes (``xrange``), sent in the shared pipeline:
+    """The one AnyRedis call ``inbox.read_after`` makes (``xrange``), sent in the shared pipeline:
     the inbox module keeps its one way of reading and parsing entries."""
 
     __slots__ = ("_batch",)
@@ -89,7 +86,7 @@ class _BatchedStreams:
         self._batch = batch
 
     async def xrange(self, name: str, min: str, max: str, count: int) -> list[Any]:  # noqa: A002 - redis-py's names
-        async def queue(pipe: Pipeline) -> None:
+        async def queue(pipe: AnyPipeline) -> None:
             pipe.xrange(name, min=min, max=max, count=count)
 
         (entries,) = await self._batch.call(queue)

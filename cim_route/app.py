@@ -49,7 +49,7 @@ from shared.errors import ApiError
 from shared.keys import Keys
 from shared.registry import NodeRegistry
 from shared.registry_nats import DEFAULT_BUCKET, NatsKvRegistry
-from shared.scripts import Scripts
+from shared.scripts import AnyRedis, Scripts, is_cluster
 from shared.settings import RouteSettings, redacted
 
 __all__ = ["create_app"]
@@ -134,15 +134,7 @@ async def _lifespan(
 ) -> AsyncIterator[None]:
     # redis-py refuses a call past its pool size (100) instead of waiting: a login storm got
     # 503s. A blocking pool makes the excess wait (up to 5 s) for a free connection.
-    pool = BlockingConnectionPool.from_url(
-        settings.redis_url,
-        max_connections=REDIS_POOL,
-        timeout=5.0,
-        socket_connect_timeout=2.0,
-        socket_timeout=5.0,
-        **links.redis_options(settings.redis_url, settings.tls_ca),
-    )
-    redis = Redis.from_pool(pool)
+    redis = _redis(settings)
     try:
         nats = await _connect_nats(settings, metrics)
         try:
@@ -171,15 +163,30 @@ async def _lifespan(
         await redis.aclose()
 
 
+def _redis(settings: RouteSettings) -> AnyRedis:
+    """One Redis through a blocking pool, or a Redis Cluster (``redis+cluster://``)."""
+    timeouts = {"socket_connect_timeout": 2.0, "socket_timeout": 5.0}
+    if links.is_cluster_url(settings.redis_url):
+        return links.redis_client(settings.redis_url, settings.tls_ca, max_connections=REDIS_POOL, **timeouts)
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=REDIS_POOL,
+        timeout=5.0,
+        **timeouts,
+        **links.redis_options(settings.redis_url, settings.tls_ca),
+    )
+    return Redis.from_pool(pool)
+
+
 def _build_context(
-    settings: RouteSettings, redis: Redis, nats: Nats, registry: NodeRegistry, metrics: Metrics
+    settings: RouteSettings, redis: AnyRedis, nats: Nats, registry: NodeRegistry, metrics: Metrics
 ) -> Context:
     keys = Keys(settings.redis_prefix)
     scripts = Scripts.register(redis)
     history = History(
         redis, settings.retention_s, metrics, scan=settings.history_scan, keep=settings.history_max
     )
-    guard = Guard(scripts, keys, settings.rate_limit, metrics)
+    guard = Guard(scripts, keys, settings.rate_limit, metrics, cluster=is_cluster(redis))
     wait = Wait(settings.redis_wait, settings.redis_wait_ms) if settings.redis_wait else None
     batcher = Batcher(redis, scripts, wait=wait)
     sender = Sender(redis, scripts, keys, nats, settings, history, metrics, guard, batcher)

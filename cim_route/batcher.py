@@ -7,10 +7,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from redis.asyncio import Redis
-
 from shared.durability import Wait
-from shared.scripts import Scripts
+from shared.scripts import AnyRedis, Scripts
 
 __all__ = ["Batcher"]
 
@@ -23,7 +21,7 @@ class Batcher:
     holds one command per request in flight (each caller awaits its reply), no more."""
 
     def __init__(
-        self, redis: Redis, scripts: Scripts, max_batch: int = MAX_BATCH, wait: Wait | None = None
+        self, redis: AnyRedis, scripts: Scripts, max_batch: int = MAX_BATCH, wait: Wait | None = None
     ) -> None:
         self._redis = redis
         self._wait = wait
@@ -43,6 +41,13 @@ class Batcher:
     async def call(self, *command: Any) -> Any:
         """Run ``command`` (``execute_command`` arguments) in the next pipeline; its reply, or the
         error it got (an error reply, or the pipeline's connection error)."""
+        return await self._queue(command)
+
+    async def call_many(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Run ``commands`` in the next pipeline (together); their replies, or the first error."""
+        return list(await asyncio.gather(*(self._queue(command) for command in commands)))
+
+    def _queue(self, command: tuple[Any, ...]) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((command, future))
@@ -51,7 +56,7 @@ class Batcher:
         elif not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush)
-        return await future
+        return future
 
     def _flush(self) -> None:
         self._scheduled = False

@@ -2,20 +2,20 @@
 not revoked (neither on its own nor by its user's token epoch), the sender's token bucket
 (``CIM_RATE_LIMIT``, shared by every route replica in Redis) can pay one token per recipient,
 and the recipient exists. They run in Lua (``lua/_guard.lua``): inside the
-store script of a p2p send (one round trip for the whole send), or as ``guard.lua`` ahead of
-the other commands of a call (``Guard.admit``)."""
+store script of a p2p send on one Redis (one round trip for the whole send), or as
+``guard.lua`` ahead of the other commands of a call (``Guard.admit``, and a p2p send on a Redis
+Cluster), on the sender's slot; the recipient is then checked in its own slot (a ``ZSCORE`` in
+the same round trip, or in ``store_p2p.lua``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-
 from cim_route.metrics import Metrics
 from shared.errors import ApiError
-from shared.keys import Keys
-from shared.scripts import Scripts, evalsha
+from shared.keys import Keys, bucket
+from shared.scripts import AnyRedis, Scripts, evalsha
 from shared.settings import RateLimit
 from shared.tokens import Token
 
@@ -34,21 +34,31 @@ def revoked() -> ApiError:
     return ApiError(401, "unauthorized", "token revoked")
 
 
+def unknown_user(name: str) -> ApiError:
+    return ApiError(404, "unknown_user", f"no such user: {name}")
+
+
 class Guard:
     """Builds the checks' Lua arguments and turns a refusal into its HTTP error."""
 
-    def __init__(self, scripts: Scripts, keys: Keys, limit: RateLimit, metrics: Metrics) -> None:
+    def __init__(
+        self, scripts: Scripts, keys: Keys, limit: RateLimit, metrics: Metrics, *, cluster: bool = False
+    ) -> None:
+        self._cluster = cluster
+        """On a Redis Cluster an audience (another slot) is counted ahead of the check."""
         self._scripts = scripts
         self._keys = keys
         self._limit = limit
         self._metrics = metrics
 
-    def keys(self, token: Token | None, sender: str) -> list[str]:
+    def keys(self, token: Token | None, sender: str, to: str = "") -> list[str]:
         """The checks' KEYS: the token's revocation key, the sender's token epoch and bucket,
-        the users set (``token`` None: a delayed message falling due, not checked again)."""
+        the users set of ``to``'s bucket (of the sender's when ``to`` is '': then all are in
+        the sender's slot). ``token`` None: a delayed message falling due or a push, whose
+        token is not checked."""
         k = self._keys
-        revoked_key = k.revoked(token.username, token.jti) if token is not None else ""
-        return [revoked_key, k.token_epoch(sender), k.ratelimit(sender), k.users]
+        revoked_key = k.revoked(token.username, token.jti) if token is not None else k.revoked(sender, "")
+        return [revoked_key, k.token_epoch(sender), k.ratelimit(sender), k.users(bucket(to or sender))]
 
     def args(self, token: Token | None, to: str, cost: int = 1) -> list[Any]:
         """The checks' ARGV: the token's issue time ('' = no checks) and jti, rate (0 = off),
@@ -69,12 +79,22 @@ class Guard:
             self._metrics.rate_limited.inc()
             raise RateLimited(int(reply[1]))
         if code == b"unknown_user":
-            raise ApiError(404, "unknown_user", f"no such user: {to}")
+            raise unknown_user(to)
         raise RuntimeError(f"unexpected guard reply {reply!r}")
+
+    def command(
+        self, token: Token | None, sender: str, cost: int = 1, audience: str | None = None
+    ) -> tuple[Any, ...]:
+        """The ``guard.lua`` call of the sender's checks (the sender's slot); ``audience``, a
+        set of another slot, is for one Redis only."""
+        keys = self.keys(token, sender)
+        if audience is not None:
+            keys.append(audience)
+        return evalsha(self._scripts.guard, keys, self.args(token, "", cost))
 
     async def admit(
         self,
-        redis: Redis,
+        redis: AnyRedis,
         sender: str,
         token: Token | None,
         *,
@@ -85,16 +105,19 @@ class Guard:
     ) -> list[Any]:
         """Check the caller (``token`` None: a server-side push, only ``sender``'s bucket) and
         ``to``, when given, then run the commands ``then`` in the same round trip; return their
-        replies. The send pays ``cost`` rate-limit tokens; with ``audience`` (a set or zset
-        key), one per member of it less ``cost`` (the members not sent to). ``then`` runs even
-        when the check refuses: only read commands belong there."""
-        keys = self.keys(token, sender)
-        if audience is not None:
-            keys.append(audience)
-        command = evalsha(self._scripts.guard, keys, self.args(token, to, cost))
+        replies. The send pays ``cost`` rate-limit tokens; with ``audience`` (a set key: a
+        group's members), one per member of it less ``cost`` (the members not sent to).
+        ``then`` runs even when the check refuses: only read commands belong there."""
+        if audience is not None and self._cluster:
+            cost, audience = max(1, int(await redis.scard(audience)) - cost), None
+        exists = [("ZSCORE", self._keys.users(bucket(to)), to)] if to else []
         async with redis.pipeline(transaction=False) as pipe:
-            for args in (command, *then):
+            for args in (self.command(token, sender, cost, audience), *exists, *then):
                 pipe.execute_command(*args)
             checked, *replies = await self._scripts.execute(pipe)
         self.check(checked, to)
+        if to:
+            score, *replies = replies
+            if score is None:
+                raise unknown_user(to)
         return replies

@@ -1,12 +1,16 @@
 """The send path: store (seq + inbox, atomically) and session lookup in one Redis call, then one
 NATS publish per node that has recipients online.
 
-A p2p send is one ``send.lua`` call -- the caller's checks (``cim_route.guard``), the store,
-the recipient's sessions, the carbon in the sender's own inbox, the history entry and the
-message's reference (for edits) -- coalesced with the other requests of the same loop turn into
-one pipeline (``cim_route.batcher``). A carbon (``carbon: true``, ``to`` the addressee, and
-``device``: the sender's device it came from, when known) goes to every device of the sender,
-as the message goes to every device of the recipient. A stored
+A p2p send on one Redis is one ``send.lua`` call -- the caller's checks (``cim_route.guard``),
+the store, the recipient's sessions, the carbon in the sender's own inbox, the history entry
+and the message's reference (for edits) -- coalesced with the other requests of the same loop
+turn into one pipeline (``cim_route.batcher``). On a Redis Cluster, where a script touches one
+slot, it is three steps instead (``_PerSlot``): ``guard.lua`` on the sender's slot, then
+``store_p2p.lua`` on the recipient's, then one pipeline with the carbon (the sender's slot),
+the history entry and the reference; each step is coalesced the same way. A carbon
+(``carbon: true``, ``to`` the addressee, and ``device``: the sender's device it came from,
+when known) goes to every device of the sender, as the message goes to every device of the
+recipient. A stored
 fan-out (group, push to a list) is one ``store_batch.lua`` call per ``shared.inbox.BATCH``
 recipients with the message packed once; then the frames of the recipients that are online
 are grouped by node and published once per node. Not-stored kinds (broadcast, push to
@@ -27,18 +31,17 @@ from typing import Any
 
 from nats.aio.client import Client as Nats
 from nats.errors import Error as NatsError
-from redis.asyncio import Redis
 
 from cim_route.batcher import Batcher
 from cim_route.guard import Guard
 from cim_route.history import History
 from cim_route.metrics import Metrics
-from shared import bus, inbox
+from shared import bus, inbox, views
 from shared.inbox import Retention
-from shared.keys import Keys
+from shared.keys import Keys, bucket
 from shared.message import frame, message, new_message_id, now_ms
 from shared.protocol import MessageKind
-from shared.scripts import Scripts, evalsha
+from shared.scripts import AnyRedis, Scripts, evalsha, is_cluster
 from shared.settings import RouteSettings
 from shared.tokens import Token
 
@@ -67,12 +70,106 @@ class FanOut:
     recipients: int
 
 
+@dataclass(frozen=True, slots=True)
+class _P2p:
+    """What a p2p send stores: the message, its carbon, history entry and reference (packed)."""
+
+    sender: str
+    to: str
+    token: Token | None
+    msg_id: str
+    idem_scope: str | None
+    message: bytes
+    carbon: bytes
+    entry: bytes
+    ref: bytes
+
+
+_Stored = tuple[int, int, int, bytes, bytes, bytes, int, bytes]
+"""new, seq, ts, id, nodes, status, carbon seq, sender's nodes (as ``send.lua`` answers)."""
+
+
+class _OneCall:
+    """One Redis: the whole p2p send is one ``send.lua`` call."""
+
+    def __init__(self, sender: Sender) -> None:
+        self._s = sender
+
+    async def store(self, p: _P2p) -> _Stored:
+        s, k = self._s, self._s._keys
+        script_keys = [*s._guard.keys(p.token, p.sender, p.to), k.seq(p.to), k.inbox(p.to), k.session(p.to)]
+        script_keys += (k.dm_history(p.sender, p.to), k.seq(p.sender), k.inbox(p.sender), k.session(p.sender))
+        script_keys.append(k.message_ref(p.msg_id))
+        if p.idem_scope is not None:
+            script_keys.append(k.idem(p.to, p.idem_scope))
+        args = [
+            *s._guard.args(p.token, p.to),
+            p.message,
+            *s._store_args,
+            p.msg_id,
+            p.entry,
+            s._history_max,
+            p.carbon,
+            p.ref,
+            s._ref_ms,
+        ]
+        reply = await s._batcher.call(*evalsha(s._scripts.send, script_keys, args))
+        s._guard.check(reply, p.to)
+        return tuple(reply[1:])  # type: ignore[return-value]
+
+
+class _PerSlot:
+    """A Redis Cluster: a call per slot -- the sender's checks, the recipient's store, then the
+    carbon, history and reference in one pipeline (each coalesced by the batcher)."""
+
+    def __init__(self, sender: Sender) -> None:
+        self._s = sender
+
+    async def store(self, p: _P2p) -> _Stored:
+        s, k = self._s, self._s._keys
+        if p.token is not None:  # None: a delayed message falling due, checked when scheduled
+            s._guard.check(await s._batcher.call(*s._guard.command(p.token, p.sender)), p.to)
+        store_keys = [k.seq(p.to), k.inbox(p.to), k.session(p.to), k.users(bucket(p.to))]
+        if p.idem_scope is not None:
+            store_keys.append(k.idem(p.to, p.idem_scope))
+        checked = "" if p.token is None else p.to
+        args = [p.message, *s._store_args, p.msg_id, checked]
+        reply = await s._batcher.call(*evalsha(s._scripts.store_p2p, store_keys, args))
+        s._guard.check(reply, p.to)
+        _, new, seq, ts, stored_id, nodes, status = reply
+        if not new:
+            return new, seq, ts, stored_id, nodes, status, 0, b""
+        carbon_seq, sender_nodes = await self._after(p, ts)
+        return new, seq, ts, stored_id, nodes, status, carbon_seq, sender_nodes
+
+    async def _after(self, p: _P2p, ts: int) -> tuple[int, bytes]:
+        """The carbon (unless the sender writes to itself), the history entry and the ref."""
+        s, k = self._s, self._s._keys
+        retention_ms = s._store_args[0]
+        history = k.dm_history(p.sender, p.to)
+        commands: list[tuple[Any, ...]] = [
+            ("XADD", history, "MINID", "~", ts - retention_ms, "*", "m", p.entry, "ts", ts),
+            ("XTRIM", history, "MAXLEN", s._history_max),
+            ("PEXPIRE", history, retention_ms),
+            ("SET", k.message_ref(p.msg_id), p.ref, "PX", s._ref_ms),
+        ]
+        if p.sender != p.to:
+            carbon_keys = [k.seq(p.sender), k.inbox(p.sender), k.session(p.sender)]
+            args = [p.carbon, *s._store_args, 0, p.msg_id]
+            commands.append(evalsha(s._scripts.store_batch, carbon_keys, args))
+        replies = await s._batcher.call_many(commands)
+        if p.sender == p.to:
+            return 0, b""
+        *_, seq, sender_nodes = replies[-1]
+        return int(seq), sender_nodes
+
+
 class Sender:
     """Stores, publishes and records history; knows nothing of HTTP."""
 
     def __init__(
         self,
-        redis: Redis,
+        redis: AnyRedis,
         scripts: Scripts,
         keys: Keys,
         nats: Nats,
@@ -96,6 +193,7 @@ class Sender:
         self._ref_ms = 2 * settings.edit_window_s * 1000
         """A message's reference outlives its edit window (as long again), so a late edit is
         409 ``too_late`` for a while before it is 404 ``unknown_message``."""
+        self._p2p = _PerSlot(self) if is_cluster(redis) else _OneCall(self)
 
     async def direct(
         self,
@@ -115,26 +213,20 @@ class Sender:
         start = time.perf_counter()
         fields = message(id=msg_id, kind=MessageKind.P2P, sender=sender, body=body)
         carbon = _carbon(fields, to, device)
-        k = self._keys
-        script_keys = [*self._guard.keys(token, sender), k.seq(to), k.inbox(to), k.session(to)]
-        script_keys += (k.dm_history(sender, to), k.seq(sender), k.inbox(sender), k.session(sender))
-        script_keys.append(k.message_ref(msg_id))
-        if idem_scope is not None:
-            script_keys.append(k.idem(to, idem_scope))
-        args = [
-            *self._guard.args(token, to),
-            inbox.pack(fields),
-            *self._store_args,
-            msg_id,
-            inbox.pack({**fields, "to": to}),  # the history entry
-            self._history_max,
-            inbox.pack(carbon),
-            _ref(MessageKind.P2P, sender, to=to),
-            self._ref_ms,
-        ]
-        reply = await self._batcher.call(*evalsha(self._scripts.send, script_keys, args))
-        self._guard.check(reply, to)
-        _, new, seq, ts, stored_id, nodes, status, carbon_seq, sender_nodes = reply
+        stored = await self._p2p.store(
+            _P2p(
+                sender=sender,
+                to=to,
+                token=token,
+                msg_id=msg_id,
+                idem_scope=idem_scope,
+                message=inbox.pack(fields),
+                carbon=inbox.pack(carbon),
+                entry=inbox.pack({**fields, "to": to}),  # the history entry
+                ref=_ref(MessageKind.P2P, sender, to=to),
+            )
+        )
+        new, seq, ts, stored_id, nodes, status, carbon_seq, sender_nodes = stored
         if not new:
             log.debug("p2p %s from %s to %s: repeat of seq %d", stored_id, sender, to, seq)
             return Direct(stored_id.decode(), seq, ts, status.decode())
@@ -216,19 +308,20 @@ class Sender:
         )
         return FanOut(stored.id, len(targets))
 
-    async def to_online(self, *, sender: str, body: str, kind: MessageKind, exclude: str | None) -> FanOut:
-        """A message to every online user but ``exclude``, not stored (seq 0): one publish."""
+    async def to_online(
+        self, *, sender: str, body: str, kind: MessageKind, exclude: str | None, online: int
+    ) -> FanOut:
+        """A message to every online user but ``exclude``, not stored (seq 0): one publish.
+        ``online``: how many users are online (``views.online_total``, which the caller's
+        rate limit took already)."""
         start = time.perf_counter()
         msg_id = new_message_id()
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.zcard(self._keys.online)
-            pipe.zscore(self._keys.online, exclude or "")
-            online, excluded = await pipe.execute()
+        excluded = exclude is not None and await views.is_online(self._redis, self._keys, exclude)
         fields = message(id=msg_id, kind=kind, sender=sender, body=body)
         await self._nats.publish(
             bus.BROADCAST_SUBJECT, bus.broadcast(frame(fields, seq=0, ts=now_ms()), exclude)
         )
-        recipients = int(online) - (1 if excluded is not None else 0)
+        recipients = online - (1 if excluded else 0)
         self._accepted(kind, start)
         log.debug("%s %s from %s to %d online users", kind.value, msg_id, sender, recipients)
         return FanOut(msg_id, recipients)

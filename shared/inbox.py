@@ -16,13 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgpack
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from shared.durability import Wait
-from shared.keys import Keys
+from shared.keys import Keys, bucket
 from shared.message import frame, message
-from shared.scripts import Scripts, evalsha
+from shared.scripts import AnyPipeline, AnyRedis, Scripts, evalsha, is_cluster
 
 __all__ = [
     "BATCH",
@@ -107,7 +105,7 @@ def msg_frame(packed: bytes, seq: int, ts: int) -> dict[str, Any]:
 
 
 async def store(
-    pipe: Pipeline,
+    pipe: AnyPipeline,
     scripts: Scripts,
     keys: Keys,
     *,
@@ -120,13 +118,9 @@ async def store(
     idem_ttl_s: int = 600,
 ) -> None:
     """Queue the store of one message for ``user`` on ``pipe`` (its reply parses with
-    ``parse_stored``); queue many and execute once for one round trip. A coroutine because
-    redis-py's ``AsyncScript`` is one even on a pipeline (it only queues there)."""
-    await scripts.store_batch(
-        keys=_recipient_keys(keys, [user], idem_scope),
-        args=_args(packed, Retention(retention_s, retention_count, idem_ttl_s), idem_scope, msg_id),
-        client=pipe,
-    )
+    ``parse_stored``); queue many and execute once (``Scripts.execute``) for one round trip."""
+    args = _args(packed, Retention(retention_s, retention_count, idem_ttl_s), idem_scope, msg_id)
+    pipe.execute_command(*evalsha(scripts.store_batch, _recipient_keys(keys, [user], idem_scope), args))
 
 
 def parse_stored(reply: list[Any]) -> Stored:
@@ -136,7 +130,7 @@ def parse_stored(reply: list[Any]) -> Stored:
 
 
 async def store_many(
-    redis: Redis,
+    redis: AnyRedis,
     scripts: Scripts,
     keys: Keys,
     *,
@@ -150,15 +144,17 @@ async def store_many(
     wait: Wait | None = None,
 ) -> Batch:
     """Store ``packed`` (see ``pack``) in the inbox of each of ``users``, each with its own seq:
-    one ``store_batch.lua`` call per ``BATCH`` recipients, all in one round trip. With
+    one ``store_batch.lua`` call per ``BATCH`` recipients (on a Redis Cluster: per user bucket,
+    a script's keys being of one slot), all in one round trip (one per master). With
     ``idem_scope`` a recipient that already has the message gets nothing new. ``carbon``
     (sender, its packed copy) stores the sender's copy too, in the last call (its ``Delivery``
     is the last, ``carbon`` True); ``then``: more commands for the same round trip; ``wait``:
     end it with a ``WAIT`` (``Unconfirmed`` when too few replicas confirm)."""
     args = _args(packed, retention, idem_scope, msg_id)
-    batches: list[list[str]] = [list(users[i : i + BATCH]) for i in range(0, len(users), BATCH)]
+    batches = _batches(users, is_cluster(redis))
     if carbon is not None:
-        batches = batches or [[]]
+        if is_cluster(redis) or not batches:
+            batches.append([])  # the carbon in the sender's own slot
         batches[-1].append(carbon[0])
     async with redis.pipeline(transaction=False) as pipe:
         for i, batch in enumerate(batches):
@@ -183,6 +179,17 @@ async def store_many(
         stored[-1] = Batch(stored[-1].ts, stored[-1].id, [*others, _as_carbon(own)])
     first = next((s for s in stored if s.repeat), stored[0]) if stored else Batch(0, msg_id, [])
     return Batch(first.ts, first.id, [d for s in stored for d in s.deliveries])
+
+
+def _batches(users: Sequence[str], per_bucket: bool) -> list[list[str]]:
+    """The recipients of each ``store_batch.lua`` call: ``BATCH`` at a time, or (``per_bucket``)
+    the ones of each user bucket, at most ``BATCH`` at a time."""
+    if not per_bucket:
+        return [list(users[i : i + BATCH]) for i in range(0, len(users), BATCH)]
+    by_bucket: dict[int, list[str]] = {}
+    for user in users:
+        by_bucket.setdefault(bucket(user), []).append(user)
+    return [group[i : i + BATCH] for group in by_bucket.values() for i in range(0, len(group), BATCH)]
 
 
 def _as_carbon(d: Delivery) -> Delivery:
@@ -223,7 +230,7 @@ def _text(value: bytes | str) -> str:
 
 
 async def read_after(
-    redis: Redis, keys: Keys, user: str, after_seq: int, count: int = 500
+    redis: AnyRedis, keys: Keys, user: str, after_seq: int, count: int = 500
 ) -> list[dict[str, Any]]:
     """Up to ``count`` stored ``msg`` frames of ``user`` with seq > ``after_seq``, in order
     (``to`` is ``user``, but a carbon's is its addressee)."""

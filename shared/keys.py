@@ -5,6 +5,11 @@ One user's keys carry the tag of the user's bucket, ``{u:<crc32(casefold(u)) % 1
 and one Lua script can touch them together (seq, inbox, idempotency); case variants of a
 name share the bucket. The address's auth-gate keys share ``{a:<address>}``.
 
+The global views (who is online, who is registered, a node's sessions) are one key per bucket
+(``<b>`` in the table: 0 to ``BUCKETS - 1``) in the slot of that bucket's users, so the
+session and send scripts stay single-slot; ``shared.views`` reads a view with one pipeline
+over its ``BUCKETS`` keys (grouped by node on a cluster).
+
 | key                                   | type   | holds                                        |
 |---------------------------------------|--------|----------------------------------------------|
 | user:{u}                              | hash   | ``pw`` (scrypt hash), ``created`` (ms)       |
@@ -36,12 +41,14 @@ name share the bucket. The address's auth-gate keys share ``{a:<address>}``.
 |                                       |        | of the group starts there                    |
 | history:{a|b} / history:{#g}          | stream | auto ids, fields ``m`` (msgpack msg), and     |
 |                                       |        | ``ts`` for p2p ones (written by send.lua)     |
-| node-sessions:<node>                  | set    | ``<user>/<device>`` with a session there     |
-| online                                | zset   | all online usernames, score 0 (lex queries)  |
-| users                                 | zset   | all registered usernames, score 0            |
-| usernames                             | hash   | lower-case username -> the username          |
+| node-sessions:<node>:{u:<b>}          | set    | ``<user>/<device>`` of bucket b with a       |
+|                                       |        | session on the node (the sweep's index)      |
+| online:{u:<b>}                        | zset   | online usernames of bucket b, score 0 (lex)  |
+| users:{u:<b>}                         | zset   | registered usernames of bucket b, score 0    |
+| usernames:{u:<b>}                     | hash   | lower-case username -> the username (case    |
+|                                       |        | variants share b: uniqueness stays atomic)   |
 | group-names                           | hash   | lower-case group name -> the group name      |
-| delayed                               | zset   | msgpack jobs scored by due time (ms)          |
+| delayed:{d}                           | zset   | msgpack jobs scored by due time (ms)          |
 | revoked:{u}:<jti>                     | string | "1" until the token would have expired        |
 | token-epoch:{u}                       | hash   | ``at`` (ms): u's tokens issued before are     |
 |                                       |        | revoked, but jti ``keep``; expires with them  |
@@ -52,7 +59,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-__all__ = ["BUCKETS", "Keys", "bucket", "user_tag"]
+__all__ = ["BUCKETS", "Keys", "bucket", "bucket_tag", "user_tag"]
 
 BUCKETS = 1024
 """User buckets: a user's keys share the slot of ``{u:<bucket>}`` (issue 11)."""
@@ -63,9 +70,14 @@ def bucket(u: str) -> int:
     return zlib.crc32(u.casefold().encode()) % BUCKETS
 
 
+def bucket_tag(b: int) -> str:
+    """The hash tag of bucket ``b``'s keys, e.g. ``{u:0123}``."""
+    return f"{{u:{b:04d}}}"
+
+
 def user_tag(u: str) -> str:
-    """The hash tag of all of ``u``'s keys, e.g. ``{u:0123}``."""
-    return f"{{u:{bucket(u):04d}}}"
+    """The hash tag of all of ``u``'s keys (its bucket's)."""
+    return bucket_tag(bucket(u))
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,20 +152,21 @@ class Keys:
     def group_history(self, g: str) -> str:
         return f"{self.prefix}history:{{#{g}}}"
 
-    def node_sessions(self, node_id: str) -> str:
-        return f"{self.prefix}node-sessions:{node_id}"
+    def node_sessions(self, node_id: str, b: int) -> str:
+        """The node's sessions of users of bucket ``b`` (``bucket(user)``)."""
+        return f"{self.prefix}node-sessions:{node_id}:{bucket_tag(b)}"
 
-    @property
-    def online(self) -> str:
-        return f"{self.prefix}online"
+    def online(self, b: int) -> str:
+        """The online users of bucket ``b``."""
+        return f"{self.prefix}online:{bucket_tag(b)}"
 
-    @property
-    def users(self) -> str:
-        return f"{self.prefix}users"
+    def users(self, b: int) -> str:
+        """The registered users of bucket ``b``."""
+        return f"{self.prefix}users:{bucket_tag(b)}"
 
-    @property
-    def usernames(self) -> str:
-        return f"{self.prefix}usernames"
+    def usernames(self, b: int) -> str:
+        """Lower-case name -> name, of the users of bucket ``b``."""
+        return f"{self.prefix}usernames:{bucket_tag(b)}"
 
     @property
     def group_names(self) -> str:
@@ -161,7 +174,7 @@ class Keys:
 
     @property
     def delayed(self) -> str:
-        return f"{self.prefix}delayed"
+        return f"{self.prefix}delayed:{{d}}"
 
     def revoked(self, u: str, jti: str) -> str:
         """In the slot of the token's user (the token names it)."""

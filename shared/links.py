@@ -97,12 +97,17 @@ CLUSTER_SCHEMES = {"redis+cluster": False, "rediss+cluster": True}
 of a Redis Cluster, one user for all; the client learns the rest of the cluster from them."""
 
 
+def is_cluster_url(url: str) -> bool:
+    """Whether ``CIM_REDIS_URL`` names a Redis Cluster (``CLUSTER_SCHEMES``)."""
+    return url.partition("://")[0] in CLUSTER_SCHEMES
+
+
 def redis_client(url: str, ca: str = "", **options: Any) -> Redis | RedisCluster:
     """The redis-py asyncio client for ``CIM_REDIS_URL``: a ``RedisCluster`` for the
     ``redis+cluster://`` form (see ``CLUSTER_SCHEMES``), else ``Redis.from_url``; ``options``
     (``decode_responses``, timeouts, ...) go to either."""
     scheme, _, rest = url.partition("://")
-    if scheme not in CLUSTER_SCHEMES:
+    if not is_cluster_url(url):
         return Redis.from_url(url, **redis_options(url, ca), **options)
     userinfo, _, hosts = rest.rpartition("@")
     user, _, password = userinfo.partition(":")

@@ -11,12 +11,25 @@ from dataclasses import dataclass, fields
 from importlib import resources
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-__all__ = ["Scripts", "evalsha"]
+__all__ = ["AnyPipeline", "AnyRedis", "Scripts", "evalsha", "is_cluster", "queued"]
+
+AnyRedis = Redis | RedisCluster
+"""One Redis or a Redis Cluster (``CIM_REDIS_URL=redis+cluster://``): the same calls work on
+both, every script touching keys of one slot."""
+
+AnyPipeline = Pipeline | ClusterPipeline
+
+
+def is_cluster(redis: AnyRedis) -> bool:
+    """Whether ``redis`` is a Redis Cluster: then no script may touch keys of two slots
+    (``send.lua`` is never run)."""
+    return isinstance(redis, RedisCluster)
 
 
 _USE = "--! use "
@@ -46,12 +59,27 @@ def evalsha(script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> tu
     return ("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
+def queued(pipe: AnyPipeline) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """The commands queued on ``pipe`` so far, as (args, options)."""
+    if isinstance(pipe, ClusterPipeline):
+        # redis-py keeps a cluster pipeline's commands in its execution strategy only.
+        return [(c.args, c.kwargs) for c in pipe._execution_strategy._command_queue]
+    return list(pipe.command_stack)
+
+
+def _raise_first_error(replies: list[Any]) -> None:
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+
+
 @dataclass(frozen=True, slots=True)
 class Scripts:
     """The registered scripts; ``redis-py`` runs EVALSHA and falls back to EVAL."""
 
     send: AsyncScript
     store_batch: AsyncScript
+    store_p2p: AsyncScript
     guard: AsyncScript
     session_claim: AsyncScript
     session_release: AsyncScript
@@ -61,19 +89,20 @@ class Scripts:
     auth_gate: AsyncScript
 
     @classmethod
-    def register(cls, redis: Redis) -> Scripts:
+    def register(cls, redis: AnyRedis) -> Scripts:
         """Every field is the script ``shared/lua/<field name>.lua``."""
         return cls(**{f.name: redis.register_script(_source(f.name)) for f in fields(cls)})
 
-    async def execute(self, pipe: Pipeline, raise_on_error: bool = True) -> list[Any]:
+    async def execute(self, pipe: AnyPipeline, raise_on_error: bool = True) -> list[Any]:
         """``await pipe.execute()`` without the ``SCRIPT EXISTS`` round trip that redis-py puts
         ahead of every pipeline running a script. The queued EVALSHAs go out as they are; if
         Redis has lost its script cache (a restart, ``SCRIPT FLUSH``), the scripts are loaded
-        again and only the commands that missed are sent again, so nothing runs twice. Raises
-        the first error reply, as ``pipe.execute()`` does (``raise_on_error=False``: error replies
-        are returned in their place)."""
-        stack = list(pipe.command_stack)
-        pipe.scripts.clear()
+        again (on every master of a cluster) and only the commands that missed are sent again,
+        so nothing runs twice. Raises the first error reply, as ``pipe.execute()`` does
+        (``raise_on_error=False``: error replies are returned in their place)."""
+        stack = queued(pipe)
+        if isinstance(pipe, Pipeline):
+            pipe.scripts.clear()
         replies = await pipe.execute(raise_on_error=False)
         missed = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missed:
@@ -82,9 +111,9 @@ class Scripts:
                 await script.registered_client.script_load(script.script)
             for i in missed:
                 args, options = stack[i]
-                pipe.pipeline_execute_command(*args, **options)
+                pipe.execute_command(*args, **options)
             for i, reply in zip(missed, await pipe.execute(raise_on_error=False), strict=True):
                 replies[i] = reply
         if raise_on_error:
-            pipe.raise_first_error(stack, replies)
+            _raise_first_error(replies)
         return replies

@@ -17,6 +17,7 @@ from cim_route.api.schemas import (
 from cim_route.auth import Sending, SendingCaller
 from cim_route.context import Context, Ctx
 from cim_route.send import Direct
+from shared import views
 from shared.message import new_message_id
 from shared.protocol import MessageKind
 
@@ -95,8 +96,13 @@ async def broadcast(ctx: Ctx, caller: Sending, msg: NewBroadcast) -> FanOutAnswe
     """202 ``{id, recipients}``: every online user but the sender; not stored (seq 0). It
     takes one rate-limit token per user online (429 ``rate_limited``)."""
     check_body(ctx, msg.body)
-    await ctx.guard.admit(ctx.redis, caller.username, caller.token, audience=ctx.keys.online, cost=1)
+    online = await views.online_total(ctx.redis, ctx.keys)
+    await ctx.guard.admit(ctx.redis, caller.username, caller.token, cost=max(1, online - 1))
     result = await ctx.sender.to_online(
-        sender=caller.username, body=msg.body, kind=MessageKind.BROADCAST, exclude=caller.username
+        sender=caller.username,
+        body=msg.body,
+        kind=MessageKind.BROADCAST,
+        exclude=caller.username,
+        online=online,
     )
     return FanOutAnswer(id=result.id, recipients=result.recipients)

@@ -20,6 +20,7 @@ from cim_route.api.schemas import (
 from cim_route.auth import ApiKey
 from cim_route.context import Context, Ctx
 from cim_route.send import SYSTEM_SENDER, FanOut
+from shared import views
 from shared.errors import ApiError
 from shared.message import new_message_id
 from shared.protocol import MessageKind
@@ -45,8 +46,9 @@ async def push(ctx: Ctx, msg: NewPush) -> Pushed:
     per recipient of the ``system`` bucket (``CIM_RATE_LIMIT``; 429 ``rate_limited``)."""
     check_body(ctx, msg.body)
     if msg.to == "*":
-        await ctx.guard.admit(ctx.redis, SYSTEM_SENDER, None, audience=ctx.keys.online, cost=0)
-        result = await _push_online(ctx, msg)
+        online = await views.online_total(ctx.redis, ctx.keys)
+        await ctx.guard.admit(ctx.redis, SYSTEM_SENDER, None, cost=max(1, online))
+        result = await _push_online(ctx, msg, online)
     else:
         targets = sorted(set(msg.to))
         if not targets or len(targets) > ctx.settings.group_max:
@@ -66,14 +68,14 @@ async def push(ctx: Ctx, msg: NewPush) -> Pushed:
     return Pushed(id=result.id, recipients=result.recipients)
 
 
-async def _push_online(ctx: Context, msg: NewPush) -> FanOut:
+async def _push_online(ctx: Context, msg: NewPush, online: int) -> FanOut:
     """Push to ``"*"``; with ``client_msg_id`` a repeat within the idempotency period answers
     the first answer and publishes nothing."""
     idem_key = ctx.keys.idem(SYSTEM_SENDER, f"push-all:{msg.client_msg_id}") if msg.client_msg_id else None
     if idem_key is not None and (previous := await ctx.redis.get(idem_key)) is not None:
         return FanOut(*msgpack.unpackb(previous))
     result = await ctx.sender.to_online(
-        sender=SYSTEM_SENDER, body=msg.body, kind=MessageKind.PUSH, exclude=None
+        sender=SYSTEM_SENDER, body=msg.body, kind=MessageKind.PUSH, exclude=None, online=online
     )
     if idem_key is not None:
         packed = msgpack.packb([result.id, result.recipients])

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, StringConstraints
 
 from cim_route.context import Context
+from shared import views
 from shared.errors import ApiError
 from shared.protocol import NAME_RE
 
@@ -80,10 +81,7 @@ def check_delay(ctx: Context, delay_ms: int | None) -> int:
 
 async def unknown_users(ctx: Context, names: list[str]) -> list[str]:
     """The ones of ``names`` that are not registered."""
-    if not names:
-        return []
-    scores = await ctx.redis.zmscore(ctx.keys.users, names)
-    return [name for name, score in zip(names, scores, strict=True) if score is None]
+    return await views.unknown_users(ctx.redis, ctx.keys, names)
 
 
 def require_known(unknown: list[str]) -> None:

@@ -12,7 +12,9 @@ from cim_route.api.schemas import API_PREFIX, RESERVED_NAMES, Name, Password
 from cim_route.auth import UserOrService
 from cim_route.context import Ctx
 from cim_route.passwords import hash_password
+from shared import views
 from shared.errors import ApiError
+from shared.keys import bucket
 from shared.message import now_ms
 
 router = APIRouter(prefix=API_PREFIX, tags=["users"])
@@ -30,17 +32,18 @@ async def register(ctx: Ctx, user: NewUser, request: Request) -> dict[str, str]:
     ``rate_limited`` when the client address registers or logs in too often."""
     address = client_address(request.scope, ctx.proxies)
     folded = user.username.lower()
-    (taken,) = await ctx.gate.enter(ctx.redis, address, then=[("HEXISTS", ctx.keys.usernames, folded)])
+    b = bucket(user.username)  # the bucket of every case variant of the name
+    (taken,) = await ctx.gate.enter(ctx.redis, address, then=[("HEXISTS", ctx.keys.usernames(b), folded)])
     if taken or folded in RESERVED_NAMES:
         raise ApiError(409, "username_taken", f"{user.username} is taken")
     pw_hash = await hash_password(user.password, ctx.settings.scrypt_n)
-    if not await ctx.redis.hsetnx(ctx.keys.usernames, folded, user.username):
+    if not await ctx.redis.hsetnx(ctx.keys.usernames(b), folded, user.username):
         raise ApiError(409, "username_taken", f"{user.username} is taken")
     key = ctx.keys.user(user.username)
     async with ctx.redis.pipeline(transaction=False) as pipe:
         pipe.hsetnx(key, "pw", pw_hash)
         pipe.hsetnx(key, "created", now_ms())
-        pipe.zadd(ctx.keys.users, {user.username: 0})
+        pipe.zadd(ctx.keys.users(b), {user.username: 0})
         created, _, _ = await pipe.execute()
     if not created:
         raise ApiError(409, "username_taken", f"{user.username} is taken")
@@ -62,10 +65,5 @@ async def online(
     """Online usernames starting with ``prefix`` (sorted); ``total`` counts them all.
 
     A user's bearer token or, for operators' tools such as ``cim status``, an ``X-API-Key``."""
-    low = f"[{prefix}".encode() if prefix else b"-"
-    high = f"[{prefix}".encode() + b"\xff" if prefix else b"+"
-    async with ctx.redis.pipeline(transaction=False) as pipe:
-        pipe.zrangebylex(ctx.keys.online, low, high, start=0, num=limit)
-        pipe.zlexcount(ctx.keys.online, low, high)
-        users, total = await pipe.execute()
-    return Online(users=[u.decode() for u in users], total=total)
+    users, total = await views.online_page(ctx.redis, ctx.keys, prefix, limit)
+    return Online(users=users, total=total)

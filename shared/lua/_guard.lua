@@ -1,7 +1,8 @@
 --! use _bucket
 -- guard(now): may this caller send? The checks' inputs come first in a script's KEYS and ARGV:
 -- KEYS[1] revoked:{u}:<jti>, KEYS[2] the sender's token epoch, KEYS[3] the sender's bucket,
--- KEYS[4] users zset; ARGV[1] when the token was issued (ms; '' = no token: a server-side
+-- KEYS[4] the users zset of the recipient's user bucket (of the sender's when there is no
+-- recipient to check: the keys then share the sender's slot); ARGV[1] when the token was issued (ms; '' = no token: a server-side
 -- push, whose 'system' bucket is all there is to check), ARGV[2] its jti, ARGV[3] rate
 -- (0 = no limit), ARGV[4] burst, ARGV[5] cost (rate-limit tokens: one per recipient),
 -- ARGV[6] the recipient ('' = none to check).

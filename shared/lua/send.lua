@@ -15,8 +15,9 @@
 -- (msgpack), ARGV[15] the ref (msgpack, with the caller's clock as 'ts'), ARGV[16] the ref's
 -- life ms
 -- Returns a refusal of guard() or {'ok', new, seq, ts, id, nodes, status, carbon seq, sender's nodes}.
--- (Sender and recipient keys in one script: on a Redis Cluster this splits into guard.lua and
--- store_batch.lua, one call per slot.)
+-- Sender and recipient keys in one script: one Redis only. On a Redis Cluster the route runs
+-- guard.lua (the sender's slot), store_p2p.lua (the recipient's), then the carbon
+-- (store_batch.lua) and the history and ref commands (cim_route/send.py).
 local now = now_ms()
 if ARGV[1] ~= '' then
   local refused = guard(now)

@@ -3,7 +3,8 @@
 -- flat list of (node, conn, device, reason): the same device's older connection
 -- ('duplicate_login') and, past the device limit, the longest-connected other devices
 -- ('device_limit'); they are removed here, their nodes kick them.
--- KEYS[1] session hash, KEYS[2] this node's session index, KEYS[3] online zset
+-- KEYS[1] session hash, KEYS[2] the node's session index of the user's bucket, KEYS[3] the
+-- bucket's online zset (all three in the slot of the user's bucket)
 -- ARGV[1] node id, ARGV[2] connection id, ARGV[3] now ms, ARGV[4] username, ARGV[5] device,
 -- ARGV[6] most devices at once
 local device = ARGV[5]

@@ -1,6 +1,7 @@
 --! use _session
 -- Put back the session of a live connection that was swept (its node looked dead for a while).
--- KEYS[1] session hash, KEYS[2] this node's session index, KEYS[3] online zset
+-- KEYS[1] session hash, KEYS[2] the node's session index of the user's bucket, KEYS[3] the
+-- bucket's online zset (all three in the slot of the user's bucket)
 -- ARGV[1] node id, ARGV[2] connection id, ARGV[3] now ms, ARGV[4] username, ARGV[5] device
 -- Returns 1 if restored, 0 if it was still there, -1 if another connection owns the session now.
 local member = ARGV[4] .. '/' .. ARGV[5]

@@ -9,7 +9,7 @@ import msgpack
 
 from cim_node.server import NodeServer, ServerState
 from shared import bus, sessions, tokens
-from shared.keys import Keys
+from shared.keys import Keys, bucket
 from shared.protocol import encode
 from shared.registry import MemoryRegistry
 from shared.scripts import Scripts
@@ -34,7 +34,7 @@ async def test_login_claims_session_and_bye_releases_it(node: NodeServer, client
     conn = node.hub.get("alice")
     [device] = await sessions.devices(redis, keys, "alice")
     assert (device.device, device.node, device.conn) == ("default", node.id, conn.conn_id)
-    assert await redis.zscore(keys.online, "alice") == 0
+    assert await redis.zscore(keys.online(bucket("alice")), "alice") == 0
     await c.send({"t": "bye"})
     assert await c.expect_closed() == []
     await eventually(lambda: _not(redis.exists(keys.session("alice"))), timeout=3, what="session released")
@@ -201,7 +201,7 @@ async def test_duplicate_login_across_nodes(make_node: NodeFactory, clients, red
     assert await first.expect_closed() == [{"t": "kick", "reason": "duplicate_login"}]
     await _still_served(second)
     assert [d.node for d in await sessions.devices(redis, Keys(prefix), "alice")] == [b.id]
-    index = Keys(prefix).node_sessions(a.id)
+    index = Keys(prefix).node_sessions(a.id, bucket("alice"))
     await eventually(lambda: _not(redis.sismember(index, "alice/default")), timeout=3)
 
 
@@ -234,7 +234,7 @@ async def test_start_sweeps_leftovers_and_stop_releases_sessions(
         await node.stop(timeout=5)
     assert node.state is ServerState.STOPPED
     assert not await redis.exists(keys.session("alice"))
-    assert await redis.zscore(keys.online, "alice") is None
+    assert await redis.zscore(keys.online(bucket("alice")), "alice") is None
     assert node.id not in await registry.snapshot()
     assert await c.expect_closed() == []
 
@@ -254,7 +254,7 @@ async def test_swept_sessions_of_live_connections_come_back(node: NodeServer, cl
         return [d.node for d in await sessions.devices(redis, keys, "alice")] == [node.id]
 
     await eventually(alice_back, timeout=5, what="alice's session restored")
-    assert await redis.zscore(keys.online, "alice") is not None
+    assert await redis.zscore(keys.online(bucket("alice")), "alice") is not None
     frames = await bob.expect_closed()
     assert frames == [{"t": "kick", "reason": "duplicate_login"}]
     assert [d.node for d in await sessions.devices(redis, keys, "bob")] == ["other-node"]

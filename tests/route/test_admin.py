@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shared.inbox import read_after
+from shared.keys import bucket
 from shared.registry import NodeState
 from tests.harness import envelope, eventually
 from tests.route.conftest import PASSWORD, RouteUnderTest, next_payload, node_id, settle
@@ -95,7 +96,7 @@ async def test_node_that_leaves_is_swept_and_not_handed_out(route: RouteUnderTes
 
     await eventually(swept, timeout=3)
     assert [n.id for n in route.ctx.view.accepting()] == [route.node]
-    assert await route.ctx.redis.zscore(route.ctx.keys.online, "bob") is None
+    assert await route.ctx.redis.zscore(route.ctx.keys.online(bucket("bob")), "bob") is None
 
 
 async def test_delete_session(route: RouteUnderTest, nc) -> None:

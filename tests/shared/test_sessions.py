@@ -6,7 +6,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 from shared import sessions
-from shared.keys import Keys
+from shared.keys import Keys, bucket
 from shared.scripts import Scripts
 from shared.sessions import Ended
 
@@ -21,8 +21,8 @@ async def test_same_device_again_ends_the_older_session(redis: aioredis.Redis, p
     assert await sessions.claim(redis, scripts, keys, "alice", "phone", "n1", "c1") == []
     ended = await sessions.claim(redis, scripts, keys, "alice", "phone", "n2", "c2")
     assert ended == [Ended("n1", "c1", "phone", "duplicate_login")]
-    assert await redis.zscore(keys.online, "alice") == 0
-    assert await redis.smembers(keys.node_sessions("n2")) == {b"alice/phone"}
+    assert await redis.zscore(keys.online(bucket("alice")), "alice") == 0
+    assert await redis.smembers(keys.node_sessions("n2", bucket("alice"))) == {b"alice/phone"}
     assert await _where(redis, keys, "alice") == {"phone": ("n2", "c2")}
 
 
@@ -46,11 +46,11 @@ async def test_stale_release_keeps_the_newer_session(redis: aioredis.Redis, pref
     assert not await sessions.release(redis, scripts, keys, "alice", "phone", "n1", "c1")
     assert await _where(redis, keys, "alice") == {"phone": ("n1", "c2"), "laptop": ("n1", "c3")}
     assert await sessions.release(redis, scripts, keys, "alice", "phone", "n1", "c2")
-    assert await redis.zscore(keys.online, "alice") == 0  # the laptop is still on
+    assert await redis.zscore(keys.online(bucket("alice")), "alice") == 0  # the laptop is still on
     assert await sessions.release(redis, scripts, keys, "alice", "laptop", "n1", "c3")
     assert await _where(redis, keys, "alice") == {}
-    assert await redis.zscore(keys.online, "alice") is None
-    assert await redis.smembers(keys.node_sessions("n1")) == set()
+    assert await redis.zscore(keys.online(bucket("alice")), "alice") is None
+    assert await redis.smembers(keys.node_sessions("n1", bucket("alice"))) == set()
 
 
 async def test_release_from_an_old_node_cleans_its_index(redis: aioredis.Redis, prefix: str) -> None:
@@ -58,7 +58,7 @@ async def test_release_from_an_old_node_cleans_its_index(redis: aioredis.Redis, 
     await sessions.claim(redis, scripts, keys, "alice", "phone", "n1", "c1")
     await sessions.claim(redis, scripts, keys, "alice", "phone", "n2", "c2")
     assert not await sessions.release(redis, scripts, keys, "alice", "phone", "n1", "*")
-    assert await redis.smembers(keys.node_sessions("n1")) == set()
+    assert await redis.smembers(keys.node_sessions("n1", bucket("alice"))) == set()
     assert await _where(redis, keys, "alice") == {"phone": ("n2", "c2")}
 
 
@@ -71,5 +71,5 @@ async def test_sweep_node(redis: aioredis.Redis, prefix: str) -> None:
     assert await sessions.sweep_node(redis, scripts, keys, "dead") == 3
     assert await _where(redis, keys, "a") == {} and await _where(redis, keys, "b") == {}
     assert await _where(redis, keys, "c") == {"phone": ("alive", "c-new")}
-    assert not await redis.exists(keys.node_sessions("dead"))
+    assert not await redis.exists(*(keys.node_sessions("dead", bucket(u)) for u in "abc"))
     assert await sessions.sweep_node(redis, scripts, keys, "dead") == 0
