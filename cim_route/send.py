@@ -195,6 +195,11 @@ class Sender:
         409 ``too_late`` for a while before it is 404 ``unknown_message``."""
         self._p2p = _PerSlot(self) if is_cluster(redis) else _OneCall(self)
 
+    @property
+    def one_call(self) -> bool:
+        """Whether a p2p send is one ``send.lua`` call (one Redis), not a call per slot."""
+        return isinstance(self._p2p, _OneCall)
+
     async def direct(
         self,
         *,
