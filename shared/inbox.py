@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgpack
+from redis.asyncio.client import Pipeline
 
 from shared.durability import Wait
 from shared.keys import Keys, bucket
 from shared.message import frame, message
-from shared.scripts import AnyPipeline, AnyRedis, Scripts, evalsha, is_cluster
+from shared.scripts import AnyRedis, Scripts, evalsha, is_cluster
 
 __all__ = [
     "BATCH",
@@ -105,7 +106,7 @@ def msg_frame(packed: bytes, seq: int, ts: int) -> dict[str, Any]:
 
 
 async def store(
-    pipe: AnyPipeline,
+    pipe: Pipeline,
     scripts: Scripts,
     keys: Keys,
     *,
@@ -118,9 +119,14 @@ async def store(
     idem_ttl_s: int = 600,
 ) -> None:
     """Queue the store of one message for ``user`` on ``pipe`` (its reply parses with
-    ``parse_stored``); queue many and execute once (``Scripts.execute``) for one round trip."""
-    args = _args(packed, Retention(retention_s, retention_count, idem_ttl_s), idem_scope, msg_id)
-    pipe.execute_command(*evalsha(scripts.store_batch, _recipient_keys(keys, [user], idem_scope), args))
+    ``parse_stored``); queue many and execute once for one round trip. A coroutine because
+    redis-py's ``AsyncScript`` is one even on a pipeline (it only queues there); one Redis
+    only (a cluster pipeline does not take a script object: ``store_many`` works on both)."""
+    await scripts.store_batch(
+        keys=_recipient_keys(keys, [user], idem_scope),
+        args=_args(packed, Retention(retention_s, retention_count, idem_ttl_s), idem_scope, msg_id),
+        client=pipe,
+    )
 
 
 def parse_stored(reply: list[Any]) -> Stored:

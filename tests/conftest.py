@@ -4,7 +4,8 @@ The one place tests get their servers from. ``nats_service`` and
 ``redis_service`` are shared by a whole session (tests isolate themselves with
 a key prefix; ``redis`` and ``nc`` are clients of them); ``cluster`` starts its
 own servers, route and nodes as subprocesses (``tests.harness.Cluster``), so a
-fault test can kill any of them.
+fault test can kill any of them; ``redis_cluster`` is a 3-master Redis Cluster for the tests
+that run the route or a node on one (started by the first of them, once).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from nats.aio.client import Client as NatsClient
 
 from cim_cli.ops.services import Service, start_nats, start_redis
 from tests.harness import SECRET, Cluster
+from tests.redis_cluster import RedisClusterRig
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +36,13 @@ def redis_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]
     service = start_redis(tmp_path_factory.mktemp("redis"), aof=False)
     yield service
     service.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterRig]:
+    rig = RedisClusterRig.start(tmp_path_factory.mktemp("redis-cluster"))
+    yield rig
+    rig.stop()
 
 
 @pytest.fixture
