@@ -13,6 +13,9 @@ from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.cluster import ClusterNode
 from redis.crc import key_slot
 
+from cim_node.acks import AckCursors
+from cim_node.metrics import NodeMetrics
+from cim_route.gate import AuthGate
 from cim_route.guard import Guard
 from cim_route.metrics import Metrics
 from cim_route.send import Sender
@@ -88,7 +91,7 @@ class _Recorder:
 
     def reply(self, command: tuple[Any, ...]) -> Any:
         sha = command[1] if command[0] == "EVALSHA" else None
-        if sha == self._scripts.guard.sha:
+        if sha in (self._scripts.guard.sha, self._scripts.auth_gate.sha):
             return [b"ok"]
         if sha == self._scripts.store_p2p.sha:
             return [b"ok", 1, 1, 1, b"id", b"", b"stored"]
@@ -188,9 +191,21 @@ def test_fan_out_on_a_cluster_stores_per_slot_and_the_carbon_in_the_senders() ->
         assert len(_evalsha_slots(command)) == 1, command
 
 
-def test_acks_and_delayed_touch_one_slot() -> None:
+def test_auth_gate_and_ack_flush_touch_one_slot() -> None:
+    scripts = _scripts()
+    recorder = _Recorder(scripts)
+    cluster = _FakeCluster(recorder)
+    gate = AuthGate(scripts, K, RouteSettings(secret=SECRET), Metrics())
+    acks = AckCursors(cluster, scripts, K, retention_ms=1000, interval_s=1, metrics=NodeMetrics())
     for u in USERS:
-        assert len(_slots(K.device_ack(u, "phone"), K.ack(u))) == 1  # max_set.lua (cim_node.acks)
+        asyncio.run(gate.enter(cluster, "10.0.0.7", u))
+        asyncio.run(gate.enter(cluster, "::1"))
+        acks.mark(u, "phone", 3)
+    asyncio.run(acks.flush())
+    ran = {c[1] for c in recorder.commands}
+    assert ran == {scripts.auth_gate.sha, scripts.max_set.sha}
+    for command in recorder.commands:
+        assert len(_evalsha_slots(command)) == 1, command
     assert len(_slots(K.delayed)) == 1  # delayed_claim.lua: one key
 
 
