@@ -15,13 +15,12 @@ import asyncio
 import contextlib
 import logging
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from cim_node.batch import REDIS_TIMEOUT_S
 from cim_node.metrics import NodeMetrics
 from shared.keys import Keys
-from shared.scripts import Scripts
+from shared.scripts import AnyRedis, Scripts
 
 __all__ = ["AckCursors"]
 
@@ -33,7 +32,7 @@ class AckCursors:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: AnyRedis,
         scripts: Scripts,
         keys: Keys,
         *,

@@ -8,7 +8,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from nats.aio.client import Client as Nats
-from redis.asyncio import Redis
 
 from cim_route.address import Networks
 from cim_route.balancer import Balancer
@@ -21,7 +20,7 @@ from cim_route.nodes import NodeView
 from cim_route.scheduler import Scheduler
 from cim_route.send import Sender
 from shared.keys import Keys
-from shared.scripts import Scripts
+from shared.scripts import AnyRedis, Scripts
 from shared.settings import RouteSettings
 
 __all__ = ["Context", "Ctx"]
@@ -33,7 +32,7 @@ class Context:
 
     settings: RouteSettings
     keys: Keys
-    redis: Redis
+    redis: AnyRedis
     scripts: Scripts
     nats: Nats
     view: NodeView

@@ -15,12 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-
 from cim_route.guard import RateLimited
 from cim_route.metrics import Metrics
 from shared.keys import Keys
-from shared.scripts import Scripts, evalsha
+from shared.scripts import AnyRedis, Scripts, evalsha
 from shared.settings import RouteSettings
 
 __all__ = ["AuthGate"]
@@ -43,7 +41,7 @@ class AuthGate:
 
     async def enter(
         self,
-        redis: Redis,
+        redis: AnyRedis,
         address: str,
         username: str | None = None,
         then: Sequence[tuple[Any, ...]] = (),
@@ -66,6 +64,6 @@ class AuthGate:
             raise RateLimited(int(wait[0]), "too many wrong passwords from this address")
         return replies
 
-    async def passed(self, redis: Redis, address: str, username: str) -> None:
+    async def passed(self, redis: AnyRedis, address: str, username: str) -> None:
         """The right password for ``username`` came from ``address``: its count starts over."""
         await redis.delete(self._keys.login_failures(username, address))

@@ -19,10 +19,10 @@ import time
 from typing import Any
 
 import msgpack
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from cim_route.metrics import Metrics
+from shared.scripts import AnyRedis
 
 __all__ = ["History"]
 
@@ -44,7 +44,7 @@ class History:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: AnyRedis,
         retention_s: int,
         metrics: Metrics,
         *,

@@ -17,7 +17,6 @@ import logging
 from typing import Any
 
 import msgpack
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from cim_route.metrics import Metrics
@@ -25,7 +24,7 @@ from cim_route.send import Sender
 from shared.keys import Keys
 from shared.message import new_message_id, now_ms
 from shared.protocol import MessageKind
-from shared.scripts import Scripts
+from shared.scripts import AnyRedis, Scripts
 
 __all__ = ["Scheduler"]
 
@@ -40,7 +39,7 @@ class Scheduler:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: AnyRedis,
         scripts: Scripts,
         keys: Keys,
         sender: Sender,

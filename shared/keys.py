@@ -56,6 +56,7 @@ over its ``BUCKETS`` keys (grouped by node on a cluster).
 
 from __future__ import annotations
 
+import functools
 import zlib
 from dataclasses import dataclass
 
@@ -75,8 +76,10 @@ def bucket_tag(b: int) -> str:
     return f"{{u:{b:04d}}}"
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def user_tag(u: str) -> str:
-    """The hash tag of all of ``u``'s keys (its bucket's)."""
+    """The hash tag of all of ``u``'s keys (its bucket's). Cached: a p2p send builds a dozen
+    keys of its two users, and the crc32 of a casefolded name costs more than the lookup."""
     return bucket_tag(bucket(u))
 
 
