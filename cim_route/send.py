@@ -5,7 +5,7 @@ A p2p send on one Redis is one ``send.lua`` call -- the caller's checks (``cim_r
 the store, the recipient's sessions, the carbon in the sender's own inbox, the history entry
 and the message's reference (for edits) -- coalesced with the other requests of the same loop
 turn into one pipeline (``cim_route.batcher``). On a Redis Cluster, where a script touches one
-slot, it is three steps instead (``_PerSlot``): ``guard.lua`` on the sender's slot, then
+slot, it is three steps instead (``Sender._per_slot``): ``guard.lua`` on the sender's slot, then
 ``store_p2p.lua`` on the recipient's, then one pipeline with the carbon (the sender's slot),
 the history entry and the reference; each step is coalesced the same way. A carbon
 (``carbon: true``, ``to`` the addressee, and ``device``: the sender's device it came from,
@@ -70,7 +70,7 @@ class FanOut:
     recipients: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _P2p:
     """What a p2p send stores: the message, its carbon, history entry and reference (packed)."""
 
@@ -87,81 +87,6 @@ class _P2p:
 
 _Stored = tuple[int, int, int, bytes, bytes, bytes, int, bytes]
 """new, seq, ts, id, nodes, status, carbon seq, sender's nodes (as ``send.lua`` answers)."""
-
-
-class _OneCall:
-    """One Redis: the whole p2p send is one ``send.lua`` call."""
-
-    def __init__(self, sender: Sender) -> None:
-        self._s = sender
-
-    async def store(self, p: _P2p) -> _Stored:
-        s, k = self._s, self._s._keys
-        script_keys = [*s._guard.keys(p.token, p.sender, p.to), k.seq(p.to), k.inbox(p.to), k.session(p.to)]
-        script_keys += (k.dm_history(p.sender, p.to), k.seq(p.sender), k.inbox(p.sender), k.session(p.sender))
-        script_keys.append(k.message_ref(p.msg_id))
-        if p.idem_scope is not None:
-            script_keys.append(k.idem(p.to, p.idem_scope))
-        args = [
-            *s._guard.args(p.token, p.to),
-            p.message,
-            *s._store_args,
-            p.msg_id,
-            p.entry,
-            s._history_max,
-            p.carbon,
-            p.ref,
-            s._ref_ms,
-        ]
-        reply = await s._batcher.call(*evalsha(s._scripts.send, script_keys, args))
-        s._guard.check(reply, p.to)
-        return tuple(reply[1:])  # type: ignore[return-value]
-
-
-class _PerSlot:
-    """A Redis Cluster: a call per slot -- the sender's checks, the recipient's store, then the
-    carbon, history and reference in one pipeline (each coalesced by the batcher)."""
-
-    def __init__(self, sender: Sender) -> None:
-        self._s = sender
-
-    async def store(self, p: _P2p) -> _Stored:
-        s, k = self._s, self._s._keys
-        if p.token is not None:  # None: a delayed message falling due, checked when scheduled
-            s._guard.check(await s._batcher.call(*s._guard.command(p.token, p.sender)), p.to)
-        store_keys = [k.seq(p.to), k.inbox(p.to), k.session(p.to), k.users(bucket(p.to))]
-        if p.idem_scope is not None:
-            store_keys.append(k.idem(p.to, p.idem_scope))
-        checked = "" if p.token is None else p.to
-        args = [p.message, *s._store_args, p.msg_id, checked]
-        reply = await s._batcher.call(*evalsha(s._scripts.store_p2p, store_keys, args))
-        s._guard.check(reply, p.to)
-        _, new, seq, ts, stored_id, nodes, status = reply
-        if not new:
-            return new, seq, ts, stored_id, nodes, status, 0, b""
-        carbon_seq, sender_nodes = await self._after(p, ts)
-        return new, seq, ts, stored_id, nodes, status, carbon_seq, sender_nodes
-
-    async def _after(self, p: _P2p, ts: int) -> tuple[int, bytes]:
-        """The carbon (unless the sender writes to itself), the history entry and the ref."""
-        s, k = self._s, self._s._keys
-        retention_ms = s._store_args[0]
-        history = k.dm_history(p.sender, p.to)
-        commands: list[tuple[Any, ...]] = [
-            ("XADD", history, "MINID", "~", ts - retention_ms, "*", "m", p.entry, "ts", ts),
-            ("XTRIM", history, "MAXLEN", s._history_max),
-            ("PEXPIRE", history, retention_ms),
-            ("SET", k.message_ref(p.msg_id), p.ref, "PX", s._ref_ms),
-        ]
-        if p.sender != p.to:
-            carbon_keys = [k.seq(p.sender), k.inbox(p.sender), k.session(p.sender)]
-            args = [p.carbon, *s._store_args, 0, p.msg_id]
-            commands.append(evalsha(s._scripts.store_batch, carbon_keys, args))
-        replies = await s._batcher.call_many(commands)
-        if p.sender == p.to:
-            return 0, b""
-        *_, seq, sender_nodes = replies[-1]
-        return int(seq), sender_nodes
 
 
 class Sender:
@@ -193,12 +118,76 @@ class Sender:
         self._ref_ms = 2 * settings.edit_window_s * 1000
         """A message's reference outlives its edit window (as long again), so a late edit is
         409 ``too_late`` for a while before it is 404 ``unknown_message``."""
-        self._p2p = _PerSlot(self) if is_cluster(redis) else _OneCall(self)
-
-    @property
-    def one_call(self) -> bool:
+        self.one_call = not is_cluster(redis)
         """Whether a p2p send is one ``send.lua`` call (one Redis), not a call per slot."""
-        return isinstance(self._p2p, _OneCall)
+        self._store_p2p = self._one_call if self.one_call else self._per_slot
+        """The p2p store, chosen once: ``send.lua`` never runs on a cluster."""
+
+    async def _one_call(self, p: _P2p) -> _Stored:
+        """One Redis: the whole p2p send is one ``send.lua`` call."""
+        k = self._keys
+        script_keys = [
+            *self._guard.keys(p.token, p.sender, p.to),
+            k.seq(p.to),
+            k.inbox(p.to),
+            k.session(p.to),
+        ]
+        script_keys += (k.dm_history(p.sender, p.to), k.seq(p.sender), k.inbox(p.sender), k.session(p.sender))
+        script_keys.append(k.message_ref(p.msg_id))
+        if p.idem_scope is not None:
+            script_keys.append(k.idem(p.to, p.idem_scope))
+        args = [
+            *self._guard.args(p.token, p.to),
+            p.message,
+            *self._store_args,
+            p.msg_id,
+            p.entry,
+            self._history_max,
+            p.carbon,
+            p.ref,
+            self._ref_ms,
+        ]
+        reply = await self._batcher.call(*evalsha(self._scripts.send, script_keys, args))
+        self._guard.check(reply, p.to)
+        return tuple(reply[1:])  # type: ignore[return-value]
+
+    async def _per_slot(self, p: _P2p) -> _Stored:
+        """A Redis Cluster: a call per slot -- the sender's checks, the recipient's store, then
+        the carbon, history and reference in one pipeline (each coalesced by the batcher)."""
+        k = self._keys
+        if p.token is not None:  # None: a delayed message falling due, checked when scheduled
+            self._guard.check(await self._batcher.call(*self._guard.command(p.token, p.sender)), p.to)
+        store_keys = [k.seq(p.to), k.inbox(p.to), k.session(p.to), k.users(bucket(p.to))]
+        if p.idem_scope is not None:
+            store_keys.append(k.idem(p.to, p.idem_scope))
+        args = [p.message, *self._store_args, p.msg_id, "" if p.token is None else p.to]
+        reply = await self._batcher.call(*evalsha(self._scripts.store_p2p, store_keys, args))
+        self._guard.check(reply, p.to)
+        _, new, seq, ts, stored_id, nodes, status = reply
+        if not new:
+            return new, seq, ts, stored_id, nodes, status, 0, b""
+        carbon_seq, sender_nodes = await self._after_store(p, ts)
+        return new, seq, ts, stored_id, nodes, status, carbon_seq, sender_nodes
+
+    async def _after_store(self, p: _P2p, ts: int) -> tuple[int, bytes]:
+        """The carbon (unless the sender writes to itself), the history entry and the ref."""
+        k, retention_ms = self._keys, self._store_args[0]
+        history = k.dm_history(p.sender, p.to)
+        commands: list[tuple[Any, ...]] = [
+            ("XADD", history, "MINID", "~", ts - retention_ms, "*", "m", p.entry, "ts", ts),
+            ("XTRIM", history, "MAXLEN", self._history_max),
+            ("PEXPIRE", history, retention_ms),
+            ("SET", k.message_ref(p.msg_id), p.ref, "PX", self._ref_ms),
+        ]
+        if p.sender != p.to:
+            carbon_keys = [k.seq(p.sender), k.inbox(p.sender), k.session(p.sender)]
+            args = [p.carbon, *self._store_args, 0, p.msg_id]
+            commands.append(evalsha(self._scripts.store_batch, carbon_keys, args))
+        replies = await self._batcher.call_many(commands)
+        if p.sender == p.to:
+            return 0, b""
+        *_, seq, sender_nodes = replies[-1]
+        return int(seq), sender_nodes
 
     async def direct(
         self,
@@ -218,7 +207,7 @@ class Sender:
         start = time.perf_counter()
         fields = message(id=msg_id, kind=MessageKind.P2P, sender=sender, body=body)
         carbon = _carbon(fields, to, device)
-        stored = await self._p2p.store(
+        stored = await self._store_p2p(
             _P2p(
                 sender=sender,
                 to=to,

@@ -66,6 +66,7 @@ BUCKETS = 1024
 """User buckets: a user's keys share the slot of ``{u:<bucket>}`` (issue 11)."""
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def bucket(u: str) -> int:
     """The user's bucket: case variants of a name share it (case-insensitive uniqueness)."""
     return zlib.crc32(u.casefold().encode()) % BUCKETS
@@ -78,8 +79,8 @@ def bucket_tag(b: int) -> str:
 
 @functools.lru_cache(maxsize=1 << 16)
 def user_tag(u: str) -> str:
-    """The hash tag of all of ``u``'s keys (its bucket's). Cached: a p2p send builds a dozen
-    keys of its two users, and the crc32 of a casefolded name costs more than the lookup."""
+    """The hash tag of all of ``u``'s keys (its bucket's). Both cached: a p2p send builds a
+    dozen keys of its two users, and the crc32 of a casefolded name costs more than a lookup."""
     return bucket_tag(bucket(u))
 
 

@@ -17,7 +17,7 @@ from redis.asyncio.cluster import ClusterPipeline
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-__all__ = ["AnyPipeline", "AnyRedis", "Scripts", "evalsha", "is_cluster", "queued"]
+__all__ = ["AnyPipeline", "AnyRedis", "Scripts", "evalsha", "is_cluster"]
 
 AnyRedis = Redis | RedisCluster
 """One Redis or a Redis Cluster (``CIM_REDIS_URL=redis+cluster://``): the same calls work on
@@ -59,7 +59,7 @@ def evalsha(script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> tu
     return ("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
-def queued(pipe: AnyPipeline) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+def _queued(pipe: AnyPipeline) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
     """The commands queued on ``pipe`` so far, as (args, options)."""
     if isinstance(pipe, ClusterPipeline):
         # redis-py keeps a cluster pipeline's commands in its execution strategy only.
@@ -100,7 +100,7 @@ class Scripts:
         again (on every master of a cluster) and only the commands that missed are sent again,
         so nothing runs twice. Raises the first error reply, as ``pipe.execute()`` does
         (``raise_on_error=False``: error replies are returned in their place)."""
-        stack = queued(pipe)
+        stack = _queued(pipe)
         if isinstance(pipe, Pipeline):
             pipe.scripts.clear()
         replies = await pipe.execute(raise_on_error=False)

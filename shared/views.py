@@ -25,17 +25,24 @@ def _text(value: bytes | str) -> str:
 
 async def online_page(redis: AnyRedis, keys: Keys, prefix: str, limit: int) -> tuple[list[str], int]:
     """The first ``limit`` online usernames starting with ``prefix`` (sorted, byte order) and
-    how many there are: each bucket's first ``limit`` of the range, merged, cut to the limit."""
+    how many there are. One pipeline counts the range in every bucket (the total); a second
+    reads the first ``limit`` of it from the buckets that hold any, merged and cut to the limit
+    (a bucket's first ``limit`` hold every name of it the merged page can show)."""
     low = f"[{prefix}".encode() if prefix else b"-"
     high = f"[{prefix}".encode() + b"\xff" if prefix else b"+"
     async with redis.pipeline(transaction=False) as pipe:
         for b in range(BUCKETS):
-            pipe.zrangebylex(keys.online(b), low, high, start=0, num=limit)
             pipe.zlexcount(keys.online(b), low, high)
-        replies = await pipe.execute()
-    pages: list[list[bytes]] = replies[::2]
-    merged = heapq.merge(*(page for page in pages if page))
-    return [_text(name) for name, _ in zip(merged, range(limit), strict=False)], sum(replies[1::2])
+        counts = await pipe.execute()
+    held = [b for b, count in enumerate(counts) if count]
+    if not held:
+        return [], 0
+    async with redis.pipeline(transaction=False) as pipe:
+        for b in held:
+            pipe.zrangebylex(keys.online(b), low, high, start=0, num=min(limit, counts[b]))
+        pages: list[list[bytes]] = await pipe.execute()
+    merged = heapq.merge(*pages)
+    return [_text(name) for name, _ in zip(merged, range(limit), strict=False)], sum(counts)
 
 
 async def online_total(redis: AnyRedis, keys: Keys) -> int:
