@@ -128,11 +128,15 @@ class NatsCluster:
     log_dir: Path
     tls: tuple[Path, Path] | None = None
     detach: bool = False
+    monitor: bool = False
+    """A monitoring port on each server (``monitor_url``; tests find who is connected where)."""
     route_password: str = field(default_factory=_password, repr=False)
     services: list[Service] = field(default_factory=list)
+    monitor_ports: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         binary = nats_server_binary()
+        self.monitor_ports = [free_port(self.host) for _ in range(NATS_SERVERS)] if self.monitor else []
         for i in range(NATS_SERVERS):
             args = [binary, "-c", str(self._conf(i))]
             log = self.log_dir / f"nats-{i + 1}.log"
@@ -161,6 +165,8 @@ class NatsCluster:
             }
             store = private_dir(self.data_dir / f"nats-{i + 1}")
             extra = {"server_name": f"cim-nats-{i + 1}", "cluster": cluster}
+            if self.monitor_ports:
+                extra["http"] = f"{self.host}:{self.monitor_ports[i]}"
             write_private(
                 self._conf(i), self.auth.render(self.host, self.ports[2 * i], store, self.tls, extra)
             )
@@ -170,19 +176,27 @@ class NatsCluster:
         for service in self.services:
             service.signal(signal.SIGHUP)
 
+    def server_urls(self, user: str) -> list[str]:
+        """The URL of each server, with ``user``'s credentials."""
+        return [self.auth.url(user, s.host, s.port, self.tls is not None) for s in self.services]
+
     def url(self, user: str) -> str:
         """``CIM_NATS_URL`` for ``user``: the three servers, each with its credentials."""
-        return ",".join(self.auth.url(user, s.host, s.port, self.tls is not None) for s in self.services)
+        return ",".join(self.server_urls(user))
 
     @property
     def addresses(self) -> str:
         return ",".join(f"{s.host}:{s.port}" for s in self.services)
 
+    def monitor_url(self, i: int) -> str:
+        """The monitoring endpoint of server ``i`` (with ``monitor``)."""
+        return f"http://{self.host}:{self.monitor_ports[i]}"
+
     async def wait_jetstream(self, user: str, ca: str = "", timeout: float = 30.0) -> None:
         """Until JetStream answers through every server (the cluster elected its leader and every
         server reaches it), as ``user``; ``TimeoutError`` after ``timeout``."""
         deadline = time.monotonic() + timeout
-        for server in self.url(user).split(","):
+        for server in self.server_urls(user):
             while True:
                 try:
                     nc = await nats.connect(

@@ -95,6 +95,8 @@ class LocalCluster:
     ha: bool = False
     """A 3-server NATS cluster and a Redis Cluster (3 masters, a replica each) instead of one
     server each (``ha``); either is still left out when its ``CIM_*_URL`` is given."""
+    nats_monitor: bool = False
+    """With ``ha``: a monitoring port on each NATS server (tests see who is connected where)."""
     secret: str = ""
     """Given, else ``CIM_SECRET``, else the one kept in the data folder."""
     api_key: str = ""
@@ -209,7 +211,14 @@ class LocalCluster:
         tls = self.tls_files.pair if self.tls_files else None
         if self.nats_auth is not None:
             self.nats_cluster = NatsCluster(
-                self.data_dir, self.nats_auth, self.host, ports["nats"], self.log_dir, tls, detach=True
+                self.data_dir,
+                self.nats_auth,
+                self.host,
+                ports["nats"],
+                self.log_dir,
+                tls,
+                detach=True,
+                monitor=self.nats_monitor,
             )
             self.nats_url = self.nats_cluster.url(ROUTE)
             self.extra_env.setdefault("nats_kv_replicas", "3")
@@ -255,8 +264,10 @@ class LocalCluster:
         if self.nats_cluster is not None:
             self.nats_cluster.write_configs()
             self.nats_cluster.reload()
-            for server in self._node_nats_url(node_id).split(","):
-                await _until_accepted(server, self.ca)
+            servers = self.nats_cluster.server_urls(node_id)
+            for service, server in zip(self.nats_cluster.services, servers, strict=True):
+                if service.alive:  # one that is down reads the new user when it starts again
+                    await _until_accepted(server, self.ca)
             return
         if self.nats is None:
             return

@@ -197,6 +197,9 @@ class Service:
     async def astop(self, timeout: float = 10.0) -> None:
         await asyncio.to_thread(self.stop, timeout)
 
+    async def akill(self) -> None:
+        await asyncio.to_thread(self.kill)
+
 
 def spawn(
     args: list[str], log_path: Path | None, detach: bool = False, env: dict[str, str] | None = None
