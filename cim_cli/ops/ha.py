@@ -280,22 +280,26 @@ class RedisClusterServers:
             socket_connect_timeout=2,
         )
 
-    def _formed(self) -> bool:
-        return all((self._store(i) / "nodes.conf").exists() for i in range(REDIS_MEMBERS))
-
     async def form(self, timeout: float = 30.0) -> None:
-        """Create the cluster unless its members already formed one, then ``wait_healthy``."""
-        if not self._formed() or not await self._has_slots():
+        """Create the cluster unless its members formed one before (a restart on the same data
+        folder), then ``wait_healthy``."""
+        if not await self._has_slots(timeout):
             await self._create()
         await self.wait_healthy(timeout)
 
-    async def _has_slots(self) -> bool:
-        client = self.admin(self.services[0])
-        try:
-            info = await client.execute_command("CLUSTER", "INFO")
-        finally:
-            await client.aclose()
-        return "cluster_slots_assigned:16384" in info
+    async def _has_slots(self, timeout: float) -> bool:
+        """Whether the first member knows every slot assigned; it may be loading its data first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            client = self.admin(self.services[0])
+            try:
+                return "cluster_slots_assigned:16384" in await client.execute_command("CLUSTER", "INFO")
+            except (RedisError, OSError) as exc:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{self.services[0].name} does not answer: {exc!r}") from exc
+            finally:
+                await client.aclose()
+            await asyncio.sleep(0.1)
 
     async def _create(self) -> None:
         binary = str(Path(redis_server_binary()).with_name("redis-cli"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import secrets
+from pathlib import Path
 
 import nats
 import pytest
@@ -25,20 +26,34 @@ from tests.ha_rig import HaRig
 from tests.harness import API_KEY
 
 
-async def test_redis_cluster_members_refuse_the_default_user_and_cims_user_may_not_reconfigure(
-    ha_rig: HaRig,
+async def test_redis_cluster_members_refuse_the_default_user_and_a_restart_finds_its_cluster(
+    tmp_path: Path,
 ) -> None:
-    for member in ha_rig.redis_cluster.services:
-        addr = f"{member.host}:{member.port}"
-        anonymous = ha_rig.client(addr, user=None)
-        with pytest.raises(AuthenticationError):
-            await anonymous.ping()
-        await anonymous.aclose()
-        cim = ha_rig.client(addr)
-        assert await cim.ping()
-        with pytest.raises(NoPermissionError):
-            await cim.config_get("*")
-        await cim.aclose()
+    async with HaRig(tmp_path) as rig:
+        for member in rig.redis_cluster.services:
+            addr = f"{member.host}:{member.port}"
+            anonymous = rig.client(addr, user=None)
+            with pytest.raises(AuthenticationError):
+                await anonymous.ping()
+            await anonymous.aclose()
+            cim = rig.client(addr)
+            assert await cim.ping()
+            with pytest.raises(NoPermissionError):
+                await cim.config_get("*")
+            await cim.aclose()
+        cluster = redis_client(rig.redis_cluster.url())
+        await cluster.set("ha:{a}", b"1")
+        await cluster.set("ha:{b}", b"2")
+        await cluster.aclose()
+        addresses = rig.redis_cluster.addresses
+
+    # The same data folder again (as a second `cim up --ha`): same ports, same cluster, same data.
+    async with HaRig(tmp_path) as rig:
+        assert rig.redis_cluster.addresses == addresses
+        cluster = redis_client(rig.redis_cluster.url())
+        assert [await cluster.get("ha:{a}"), await cluster.get("ha:{b}")] == [b"1", b"2"]
+        await cluster.aclose()
+    assert (tmp_path / "ha.json").stat().st_mode & 0o777 == 0o600
 
 
 async def test_a_killed_redis_master_is_replaced_by_its_replica_with_the_write_it_confirmed(
