@@ -53,7 +53,16 @@ async def test_redis_cluster_members_refuse_the_default_user_and_a_restart_finds
         cluster = redis_client(rig.redis_cluster.url())
         assert [await cluster.get("ha:{a}"), await cluster.get("ha:{b}")] == [b"1", b"2"]
         await cluster.aclose()
-    assert (tmp_path / "ha.json").stat().st_mode & 0o777 == 0o600
+    assert _modes(tmp_path, "nats-?", "redis-?") == {0o700}
+    assert _modes(tmp_path, "ha.json", "nats-?.conf", "redis-?.conf") == {0o600}
+
+
+def _modes(folder: Path, *patterns: str) -> set[int]:
+    """The modes of what ``patterns`` match in ``folder`` (and of ``folder`` itself, for folders)."""
+    found = [p for pattern in patterns for p in folder.glob(pattern)]
+    assert len(found) >= len(patterns)
+    extra = [folder] if all(p.is_dir() for p in found) else []
+    return {p.stat().st_mode & 0o777 for p in found + extra}
 
 
 async def test_a_killed_redis_master_is_replaced_by_its_replica_with_the_write_it_confirmed(
