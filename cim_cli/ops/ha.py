@@ -54,12 +54,7 @@ from cim_cli.ops.services import (
 )
 from shared.links import nats_options
 
-__all__ = [
-    "NODE_TIMEOUT_MS",
-    "NatsCluster",
-    "RedisClusterServers",
-    "ha_ports",
-]
+__all__ = ["NatsCluster", "RedisClusterServers", "ha_ports"]
 
 NATS_SERVERS = 3
 REDIS_MASTERS = 3
