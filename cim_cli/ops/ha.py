@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-import nats
+from nats.errors import Error as NatsError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -52,7 +52,7 @@ from cim_cli.ops.services import (
     redis_server_binary,
     redis_user,
 )
-from shared.links import nats_options
+from shared.links import connect_once
 
 __all__ = ["NatsCluster", "RedisClusterServers", "ha_ports"]
 
@@ -192,22 +192,24 @@ class NatsCluster:
         server reaches it), as ``user``; ``TimeoutError`` after ``timeout``."""
         deadline = time.monotonic() + timeout
         for server in self.server_urls(user):
-            while True:
-                try:
-                    nc = await nats.connect(
-                        allow_reconnect=False, connect_timeout=2, **nats_options(server, ca=ca)
-                    )
-                    try:
-                        await nc.jetstream(timeout=2).account_info()
-                    finally:
-                        await nc.close()
-                    break
-                except Exception as exc:  # nats-py raises several unrelated types meanwhile
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(
-                            f"NATS cluster: JetStream not ready after {timeout:.0f}s: {exc!r}"
-                        ) from exc
-                    await asyncio.sleep(0.2)
+            while not await _jetstream_answers(server, ca):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"NATS cluster: JetStream not ready after {timeout:.0f}s ({server})")
+                await asyncio.sleep(0.2)
+
+
+async def _jetstream_answers(server: str, ca: str) -> bool:
+    try:
+        nc = await connect_once(server, ca=ca)
+    except Exception:  # nats-py raises several unrelated types for a server not ready
+        return False
+    try:
+        await nc.jetstream(timeout=2).account_info()
+    except NatsError:  # no leader yet: 503 "JetStream system temporarily unavailable", timeouts
+        return False
+    finally:
+        await nc.close()
+    return True
 
 
 @dataclass
