@@ -59,6 +59,23 @@ class NodeView:
         """The nodes a new login may go to."""
         return [info for info in self.listed() if info.accepting]
 
+    async def accepting_now(self) -> list[NodeInfo]:
+        """``accepting``, but when it is empty, first read the registry itself: a route worker
+        that started a moment ago (or whose watch is reconnecting) has not seen the nodes yet,
+        and must not answer ``no_nodes`` while the registry lists some."""
+        nodes = self.accepting()
+        if nodes:
+            return nodes
+        try:
+            live = await self.registry.snapshot()
+        except Exception:
+            log.exception("node view: reading the registry failed")
+            return nodes
+        for node_id, info in live.items():
+            if node_id not in self._nodes:
+                await self._apply(NodeEvent(node_id, info))
+        return self.accepting()
+
     def mark_draining(self, node_id: str) -> None:
         info = self._nodes.get(node_id)
         if info is not None:

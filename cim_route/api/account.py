@@ -57,7 +57,7 @@ async def login(ctx: Ctx, creds: Credentials, request: Request) -> LoginAnswer:
     back); 503 ``no_nodes`` when no node takes logins."""
     address = client_address(request.scope, ctx.proxies)
     await _check_password(ctx, address, creds.username, creds.password)
-    node = _pick_node(ctx, creds.username)
+    node = await _pick_node(ctx, creds.username)
     token, claims = tokens.issue(
         ctx.settings.secret, creds.username, ctx.settings.token_ttl, device=creds.device
     )
@@ -88,8 +88,8 @@ async def _check_password(ctx: Context, address: str, username: str, password: s
     await ctx.gate.passed(ctx.redis, address, username)
 
 
-def _pick_node(ctx: Context, username: str) -> NodeAddress:
-    nodes = ctx.view.accepting()
+async def _pick_node(ctx: Context, username: str) -> NodeAddress:
+    nodes = await ctx.view.accepting_now()
     if not nodes:
         ctx.metrics.logins.labels("no_nodes").inc()
         raise ApiError(503, "no_nodes", "no connection node is taking logins")
@@ -113,7 +113,7 @@ async def connect(ctx: Ctx, caller: Caller, body: ConnectRequest | None = None) 
     ``device`` is not the token's."""
     if body is not None and body.device is not None and body.device != caller.device:
         raise ApiError(422, "invalid_request", f"the token is for device {caller.device}, not {body.device}")
-    node = _pick_node(ctx, caller.username)
+    node = await _pick_node(ctx, caller.username)
     log.info("connect %s -> node %s", caller.username, node.id)
     return ConnectAnswer(node=node)
 

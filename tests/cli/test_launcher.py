@@ -95,7 +95,7 @@ class Up:
                 self.lines.append(line.decode().rstrip("\n"))
         self.pids |= set(self.nodes.values())
 
-    async def report(self, timeout: float = 10.0) -> str:
+    async def report(self, timeout: float = 30.0) -> str:
         """The next line on its standard error (the pid of a restarted child is noted)."""
         assert self.proc is not None and self.proc.stderr is not None
         async with asyncio.timeout(timeout):

@@ -7,6 +7,7 @@ import secrets
 import msgpack
 from nats.aio.client import Client as Nats
 
+from cim_route.nodes import NodeView
 from shared.registry import MemoryRegistry, NodeEvent, NodeInfo
 from shared.registry_nats import NatsKvRegistry
 from tests.harness import eventually
@@ -56,3 +57,18 @@ async def test_unreadable_kv_records_are_ignored(make_route: MakeRoute, nc: Nats
     assert [n.id for n in route.ctx.view.listed()] == ["kv-node"]
     assert sorted(await registry.snapshot()) == ["forged-id", "kv-node"]  # readable; the view checks it
     await nc.jetstream().delete_key_value(bucket)
+
+
+async def test_a_view_that_has_not_seen_the_nodes_yet_reads_the_registry_before_no_nodes() -> None:
+    """A route worker that just started must not answer ``no_nodes`` while the registry lists nodes."""
+    registry = MemoryRegistry()
+    view = NodeView(registry, on_gone=_never_gone, hosts=("127.0.0.1",))  # its watch is not running
+    await registry.announce(NodeInfo(id="early-node", host="127.0.0.1", port=9001))
+    await registry.announce(NodeInfo(id="evil-host", host="6.6.6.6", port=9000))
+    assert view.accepting() == []
+    assert [n.id for n in await view.accepting_now()] == ["early-node"]  # checked like a watched record
+    assert [n.id for n in await NodeView(MemoryRegistry(), on_gone=_never_gone).accepting_now()] == []
+
+
+async def _never_gone(node_id: str) -> None:
+    raise AssertionError(f"{node_id} was never there")
