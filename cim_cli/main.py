@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--tls", action="store_true", help="TLS for route, nodes and NATS (a private CA in the data folder)"
     )
+    up.add_argument(
+        "--ha",
+        action="store_true",
+        help="a 3-server NATS cluster and a Redis Cluster (3 masters + 3 replicas) instead of one each",
+    )
 
     _add_process_flags(sub.add_parser("route", help="run one route (HTTP API)"), "route")
     _add_process_flags(sub.add_parser("node", help="run one connection node"), "node")
@@ -155,7 +160,7 @@ def _admin(args: argparse.Namespace) -> int:
 def _up(args: argparse.Namespace) -> int:
     from cim_cli.ops.launcher import run_up  # noqa: PLC0415
 
-    return run_up(args.nodes, args.route_port, args.data, args.route_workers, args.tls)
+    return run_up(args.nodes, args.route_port, args.data, args.route_workers, args.tls, args.ha)
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -49,10 +49,13 @@ async def _bind(js: JetStreamContext, bucket: str, refresh_s: float, replicas: i
 class NatsKvRegistry:
     """Node records in a NATS KV bucket, each expiring ``3 * refresh_s`` after its last announce."""
 
-    def __init__(self, js: JetStreamContext, kv: KeyValue, bucket: str, refresh_s: float) -> None:
+    def __init__(
+        self, js: JetStreamContext, kv: KeyValue, bucket: str, refresh_s: float, replicas: int = 1
+    ) -> None:
         self._js = js
         self._kv = kv
         self._bucket = bucket
+        self._replicas = replicas
         self.ttl_s = max(1, math.ceil(3 * refresh_s))
 
     @classmethod
@@ -61,16 +64,17 @@ class NatsKvRegistry:
     ) -> NatsKvRegistry:
         """Bind to the bucket, creating it (with delete markers, on ``replicas`` servers of a
         NATS cluster: ``CIM_NATS_KV_REPLICAS``) if it does not exist yet."""
-        return cls(js, await _bind(js, bucket, refresh_s, replicas), bucket, refresh_s)
+        return cls(js, await _bind(js, bucket, refresh_s, replicas), bucket, refresh_s, replicas)
 
     async def announce(self, info: NodeInfo) -> None:
         subject = f"$KV.{self._bucket}.{info.id}"
         try:
             await self._js.publish(subject, info.pack(), msg_ttl=self.ttl_s)
         except NoStreamResponseError:
-            # The bucket is gone (a NATS without persistence restarted): make it again.
-            log.warning("registry: bucket %s missing, creating it again", self._bucket)
-            self._kv = await _bind(self._js, self._bucket, self.ttl_s / 3)
+            # The bucket is gone (a NATS without persistence restarted), or a cluster's bucket
+            # has no leader for a moment: bind again, making it again if it is gone.
+            log.warning("registry: bucket %s did not answer, binding it again", self._bucket)
+            self._kv = await _bind(self._js, self._bucket, self.ttl_s / 3, self._replicas)
             await self._js.publish(subject, info.pack(), msg_ttl=self.ttl_s)
 
     async def withdraw(self, node_id: str) -> None:

@@ -5,7 +5,8 @@ The one place tests get their servers from. ``nats_service`` and
 a key prefix; ``redis`` and ``nc`` are clients of them); ``cluster`` starts its
 own servers, route and nodes as subprocesses (``tests.harness.Cluster``), so a
 fault test can kill any of them; ``redis_cluster`` is a 3-master Redis Cluster for the tests
-that run the route or a node on one (started by the first of them, once).
+that run the route or a node on one (started by the first of them, once); ``ha_rig`` the clusters
+of ``cim up --ha`` (``tests.ha_rig``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import redis.asyncio as aioredis
 from nats.aio.client import Client as NatsClient
 
 from cim_cli.ops.services import Service, start_nats, start_redis
+from tests.ha_rig import HaRig
 from tests.harness import SECRET, Cluster
 from tests.redis_cluster import RedisClusterRig
 
@@ -71,3 +73,10 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     async with Cluster(tmp_path, secret=SECRET) as c:
         await c.start(nodes=2)
         yield c
+
+
+@pytest.fixture
+async def ha_rig(tmp_path: Path) -> AsyncIterator[HaRig]:
+    """The servers of ``cim up --ha`` (3 NATS, 3+3 Redis), no route or node yet."""
+    async with HaRig(tmp_path) as rig:
+        yield rig

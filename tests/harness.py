@@ -84,9 +84,10 @@ class Proc:
 class Cluster:
     """NATS + Redis + routes + nodes of a ``LocalCluster`` (the code of ``cim up``) in ``tmp``;
     ``async with`` guarantees they all stop. ``env``: ``CIM_*`` settings of every process;
-    ``tls``: as ``cim up --tls`` (``http`` then trusts the cluster's CA, ``local.ca``)."""
+    ``tls``: as ``cim up --tls`` (``http`` then trusts the cluster's CA, ``local.ca``); ``ha``:
+    as ``cim up --ha`` (NATS and Redis clusters; ``tests.ha_rig`` has their faults)."""
 
-    def __init__(self, tmp: Path, secret: str, tls: bool = False, **env: Any) -> None:
+    def __init__(self, tmp: Path, secret: str, tls: bool = False, ha: bool = False, **env: Any) -> None:
         self.local = LocalCluster(
             tmp,
             nodes=0,
@@ -101,6 +102,8 @@ class Cluster:
             secret=secret,
             api_key=API_KEY,
             tls=tls,
+            ha=ha,
+            nats_monitor=ha,
         )
         self.routes: list[Proc] = []
         self.nodes: dict[str, Proc] = {}

@@ -22,6 +22,9 @@ def add_bench_arguments(bench: argparse.ArgumentParser) -> None:
     common.add_argument(
         "--tls", action="store_true", help="TLS on every link of the cluster it starts (as cim up --tls)"
     )
+    common.add_argument(
+        "--ha", action="store_true", help="NATS and Redis clusters for the cluster it starts (as cim up --ha)"
+    )
     scenarios = bench.add_subparsers(dest="scenario", required=True, metavar="SCENARIO")
     p2p = scenarios.add_parser("p2p", parents=[common], help="sends to random connected receivers")
     sweep = scenarios.add_parser("sweep", parents=[common], help="p2p at concurrency 1..256 (+ chart)")

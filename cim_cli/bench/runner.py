@@ -36,6 +36,7 @@ def _cim(args: argparse.Namespace, **env: str) -> CimTarget:
         env=env,
         route_workers=args.route_workers,
         tls=args.tls,
+        ha=args.ha,
         ca=os.environ.get("CIM_TLS_CA", ""),
     )
 

@@ -76,12 +76,15 @@ class CimTarget:
         env: dict[str, str] | None = None,
         route_workers: int | None = None,
         tls: bool = False,
+        ha: bool = False,
         ca: str = "",
     ) -> None:
         self.nodes = nodes
         self.route_workers = ROUTE_WORKERS if route_workers is None else route_workers
         self.tls = tls
         """TLS on every link of the cluster it starts (``cim up --tls``)."""
+        self.ha = ha
+        """NATS and Redis clusters instead of single servers (``cim up --ha``)."""
         self.ca = ca
         """The CA an ``https://`` route and TLS nodes are checked against ("": the system store)."""
         self.route_url = route_url
@@ -108,6 +111,7 @@ class CimTarget:
                 extra_env=self.env,
                 route_workers=self.route_workers,
                 tls=self.tls,
+                ha=self.ha,
             )
             try:
                 await self.cluster.start()  # stops what it started if it fails

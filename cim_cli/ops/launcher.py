@@ -25,7 +25,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -41,6 +41,7 @@ from cim_cli.ops.data_folder import (
     private_dir,
     private_tree,
 )
+from cim_cli.ops.ha import NatsCluster, RedisClusterServers, ha_ports
 from cim_cli.ops.nats_auth import ROUTE, NatsAuth, node_user, route_user
 from cim_cli.ops.services import (
     Service,
@@ -91,6 +92,11 @@ class LocalCluster:
     """Route processes sharing the route's port (``CIM_ROUTE_WORKERS``)."""
     tls: bool = False
     """TLS for the route, the nodes and NATS, with certificates of a CA in the data folder."""
+    ha: bool = False
+    """A 3-server NATS cluster and a Redis Cluster (3 masters, a replica each) instead of one
+    server each (``ha``); either is still left out when its ``CIM_*_URL`` is given."""
+    nats_monitor: bool = False
+    """With ``ha``: a monitoring port on each NATS server (tests see who is connected where)."""
     secret: str = ""
     """Given, else ``CIM_SECRET``, else the one kept in the data folder."""
     api_key: str = ""
@@ -104,7 +110,9 @@ class LocalCluster:
     """The route's NATS URL (``CIM_NATS_URL`` when given: then every child's)."""
     redis_url: str = ""
     nats_auth: NatsAuth | None = None
-    """The users of the NATS server it started (None: ``CIM_NATS_URL`` names one)."""
+    """The users of the NATS server(s) it started (None: ``CIM_NATS_URL`` names one)."""
+    nats_cluster: NatsCluster | None = None
+    redis_cluster: RedisClusterServers | None = None
     tls_files: TlsFiles | None = None
 
     @property
@@ -127,7 +135,9 @@ class LocalCluster:
     @property
     def services(self) -> list[Service]:
         """The NATS and Redis servers it started."""
-        return [s for s in (self.nats, self.redis) if s is not None]
+        members = [*(self.nats_cluster.services if self.nats_cluster else ())]
+        members += self.redis_cluster.services if self.redis_cluster else ()
+        return [s for s in (self.nats, self.redis) if s is not None] + members
 
     @property
     def children(self) -> list[Service]:
@@ -168,6 +178,14 @@ class LocalCluster:
             self.nats_auth = NatsAuth()
             for user in (route_user(), *map(node_user, self._planned_node_ids())):
                 self.nats_auth.add(user)
+        self.redis_url = self.environ.get("CIM_REDIS_URL", "")
+        if self.ha:
+            await self._start_ha_servers()
+        else:
+            await self._start_single_servers()
+
+    async def _start_single_servers(self) -> None:
+        if self.nats_auth is not None:
             self.nats = nats_service(
                 self.data_dir,
                 0,
@@ -178,7 +196,6 @@ class LocalCluster:
                 tls=self.tls_files.pair if self.tls_files else None,
             )
             self.nats_url = self.nats_auth.url(ROUTE, self.host, self.nats.port, self.tls)
-        self.redis_url = self.environ.get("CIM_REDIS_URL", "")
         if not self.redis_url:
             self.redis = redis_service(
                 self.data_dir, 0, self.host, self.log_dir / "redis.log", aof=True, detach=True
@@ -187,6 +204,36 @@ class LocalCluster:
         for service in self.services:
             service.spawn()
         await _listening(*self.services)
+
+    async def _start_ha_servers(self) -> None:
+        """The NATS cluster and the Redis Cluster (``ha``), each formed and healthy."""
+        ports = ha_ports(self.data_dir, self.host)
+        tls = self.tls_files.pair if self.tls_files else None
+        if self.nats_auth is not None:
+            self.nats_cluster = NatsCluster(
+                self.data_dir,
+                self.nats_auth,
+                self.host,
+                ports["nats"],
+                self.log_dir,
+                tls,
+                detach=True,
+                monitor=self.nats_monitor,
+            )
+            self.nats_url = self.nats_cluster.url(ROUTE)
+            self.extra_env.setdefault("nats_kv_replicas", "3")
+        if not self.redis_url:
+            self.redis_cluster = RedisClusterServers(
+                self.data_dir, self.host, ports["redis"], self.log_dir, detach=True
+            )
+            self.redis_url = self.redis_cluster.url()
+        for service in self.services:
+            service.spawn()
+        await _listening(*self.services)
+        if self.redis_cluster:
+            await self.redis_cluster.form(READY_TIMEOUT_S)
+        if self.nats_cluster:
+            await self.nats_cluster.wait_jetstream(ROUTE, self.ca, READY_TIMEOUT_S)
 
     def _common_env(self) -> dict[str, Any]:
         tls = {}
@@ -202,16 +249,28 @@ class LocalCluster:
         }
 
     def _node_nats_url(self, node_id: str) -> str:
-        """The NATS URL of node ``node_id``: its own user's on our server, else ``CIM_NATS_URL``."""
+        """The NATS URL of node ``node_id``: its own user's on our server(s), else ``CIM_NATS_URL``."""
+        if self.nats_cluster is not None:
+            return self.nats_cluster.url(node_id)
         if self.nats_auth is None or self.nats is None:
             return self.nats_url
         return self.nats_auth.url(node_id, self.host, self.nats.port, self.tls)
 
     async def _add_nats_user(self, node_id: str) -> None:
         """Give node ``node_id`` a NATS user (config rewritten, server reloaded) unless it has one."""
-        if self.nats_auth is None or self.nats is None or node_id in self.nats_auth.users:
+        if self.nats_auth is None or node_id in self.nats_auth.users:
             return
         self.nats_auth.add(node_user(node_id))
+        if self.nats_cluster is not None:
+            self.nats_cluster.write_configs()
+            self.nats_cluster.reload()
+            servers = self.nats_cluster.server_urls(node_id)
+            for service, server in zip(self.nats_cluster.services, servers, strict=True):
+                if service.alive:  # one that is down reads the new user when it starts again
+                    await _until_accepted(server, self.ca)
+            return
+        if self.nats is None:
+            return
         write_nats_config(
             self.data_dir / "nats.conf",
             self.nats_auth,
@@ -336,6 +395,10 @@ class LocalCluster:
         lines = [f"route: {self.route_url}", f"api key: {self.api_key}"]
         if self.tls_files:
             lines.append(f"ca: {self.ca}")
+        if self.nats_cluster:
+            lines.append(f"nats: {self.nats_cluster.addresses}")
+        if self.redis_cluster:
+            lines.append(f"redis: {self.redis_cluster.addresses}")
         lines += [f"node {c.name}: {self.host}:{c.port} pid {c.pid}" for c in self.node_procs]
         lines.append("ready")
         return lines
@@ -398,12 +461,18 @@ async def _serve(cluster: LocalCluster, out: TextIO, err: TextIO) -> int:
 
 
 def run_up(
-    nodes: int, route_port: int, data_dir: Path | None, route_workers: int | None = None, tls: bool = False
+    nodes: int,
+    route_port: int,
+    data_dir: Path | None,
+    route_workers: int | None = None,
+    tls: bool = False,
+    ha: bool = False,
 ) -> int:
     """The ``cim up`` command; returns the exit code."""
     route_workers = ROUTE_WORKERS if route_workers is None else route_workers
-    if nodes < 1 or route_workers < 1:
-        print("cim up: --nodes and --route-workers must be at least 1", file=sys.stderr)
+    problem = _usage_problem(nodes, route_workers, ha, os.environ)
+    if problem:
+        print(f"cim up: {problem}", file=sys.stderr)
         return 2
     raise_open_files()  # the route, nodes, NATS and Redis inherit it
     cluster = LocalCluster(
@@ -412,8 +481,19 @@ def run_up(
         route_port=route_port,
         route_workers=route_workers,
         tls=tls,
+        ha=ha,
     )
     return run_async(_serve(cluster, sys.stdout, sys.stderr))
+
+
+def _usage_problem(nodes: int, route_workers: int, ha: bool, environ: Mapping[str, str]) -> str:
+    """Why these ``cim up`` arguments cannot work ("" when they can)."""
+    if nodes < 1 or route_workers < 1:
+        return "--nodes and --route-workers must be at least 1"
+    given = [name for name in ("CIM_NATS_URL", "CIM_REDIS_URL") if environ.get(name)]
+    if ha and given:
+        return f"--ha starts its own NATS and Redis clusters: unset {' and '.join(given)}"
+    return ""
 
 
 def run_async(coro: Any) -> Any:

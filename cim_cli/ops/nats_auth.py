@@ -113,10 +113,19 @@ class NatsAuth:
         scheme = "tls" if tls else "nats"
         return f"{scheme}://{quote(user.name, safe='')}:{quote(user.password, safe='')}@{host}:{port}"
 
-    def render(self, host: str, port: int, store: Path, tls: tuple[Path, Path] | None = None) -> str:
+    def render(
+        self,
+        host: str,
+        port: int,
+        store: Path,
+        tls: tuple[Path, Path] | None = None,
+        extra: dict | None = None,
+    ) -> str:
         """The configuration (JSON, which nats-server reads as its own format): listen on
-        ``host:port`` only, JetStream in ``store``, these users, TLS with ``(cert, key)``."""
+        ``host:port`` only, JetStream in ``store``, these users, TLS with ``(cert, key)``, and
+        the ``extra`` settings (a cluster member's ``server_name`` and ``cluster``)."""
         config: dict = {
+            **(extra or {}),
             "listen": f"{host}:{port}",
             "jetstream": {"store_dir": str(store)},
             "authorization": {"users": [u.entry() for u in self.users.values()]},

@@ -37,6 +37,7 @@ from cim_cli.ops.data_folder import CHILD_UMASK, private_dir, write_private
 from cim_cli.ops.nats_auth import ADMIN, NatsAuth, NatsUser
 
 __all__ = [
+    "ADMIN_RULES",
     "REDIS_RULES",
     "REDIS_USER",
     "Service",
@@ -45,8 +46,10 @@ __all__ = [
     "free_port",
     "nats_server_binary",
     "nats_service",
+    "redis_config",
     "redis_server_binary",
     "redis_service",
+    "redis_user",
     "spawn",
     "spawn_module",
     "start_nats",
@@ -56,6 +59,7 @@ __all__ = [
 ]
 
 REDIS_USER = "cim"
+ADMIN_RULES = "~* &* +@all"
 REDIS_RULES = "~* &* +@all -@dangerous"
 """What cim's Redis user may do: every key and command but ``@dangerous`` (CONFIG, DEBUG,
 MODULE, SAVE/BGSAVE, SHUTDOWN, FLUSHALL, KEYS, MONITOR, CLIENT, ACL, INFO...): cim uses
@@ -193,6 +197,9 @@ class Service:
     async def astop(self, timeout: float = 10.0) -> None:
         await asyncio.to_thread(self.stop, timeout)
 
+    async def akill(self) -> None:
+        await asyncio.to_thread(self.kill)
+
 
 def spawn(
     args: list[str], log_path: Path | None, detach: bool = False, env: dict[str, str] | None = None
@@ -261,8 +268,24 @@ def nats_service(
     return Service("nats", args, host, port, url, log_path, None, detach)
 
 
-def _redis_user(name: str, password: str, rules: str) -> str:
+def redis_user(name: str, password: str, rules: str) -> str:
+    """The ``redis.conf`` line of an ACL user."""
     return f"user {name} on >{password} {rules}"
+
+
+def redis_config(host: str, port: int, store: Path, aof: bool = True) -> list[str]:
+    """The ``redis.conf`` lines every redis-server cim starts has: ``host:port`` only, protected
+    mode, data in ``store`` (append-only file with ``aof``, no RDB snapshots), no default user."""
+    return [
+        f"bind {host}",
+        f"port {port}",
+        "protected-mode yes",
+        f"dir {json.dumps(str(store))}",
+        f"appendonly {'yes' if aof else 'no'}",
+        "appendfsync everysec",
+        'save ""',
+        "user default off",
+    ]
 
 
 def redis_service(
@@ -280,21 +303,11 @@ def redis_service(
     port = port or free_port(host)
     store = private_dir(data_dir / "redis")
     password = secrets.token_urlsafe(24)
-    lines = [
-        f"bind {host}",
-        f"port {port}",
-        "protected-mode yes",
-        f"dir {json.dumps(str(store))}",
-        f"appendonly {'yes' if aof else 'no'}",
-        "appendfsync everysec",
-        'save ""',
-        "user default off",
-        _redis_user(REDIS_USER, password, REDIS_RULES),
-    ]
+    lines = [*redis_config(host, port, store, aof), redis_user(REDIS_USER, password, REDIS_RULES)]
     user = REDIS_USER
     if admin:
-        user, password = "admin", secrets.token_urlsafe(24)
-        lines.append(_redis_user(user, password, "~* &* +@all"))
+        user, password = ADMIN, secrets.token_urlsafe(24)
+        lines.append(redis_user(user, password, ADMIN_RULES))
     conf = write_private(data_dir / "redis.conf", "\n".join(lines) + "\n")
     url = f"redis://{user}:{quote(password, safe='')}@{host}:{port}/0"
     return Service("redis", [redis_server_binary(), str(conf)], host, port, url, log_path, None, detach)

@@ -353,3 +353,24 @@ async def test_up_restarts_whatever_exits_and_still_stops_everything(tmp_path: P
         await eventually(_none_alive(children), timeout=10, what="no child left")
     finally:
         await up.kill()
+
+
+async def test_up_ha_refuses_a_given_nats_or_redis_url(tmp_path: Path) -> None:
+    env = {**_env(), "CIM_REDIS_URL": "redis://cim:secret@127.0.0.1:1/0"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cim_cli",
+        "up",
+        "--ha",
+        "--data",
+        str(tmp_path / "data"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    async with asyncio.timeout(30):
+        out, err = await proc.communicate()
+    assert proc.returncode == 2 and out == b""
+    assert err.decode() == "cim up: --ha starts its own NATS and Redis clusters: unset CIM_REDIS_URL\n"
+    assert not (tmp_path / "data").exists()
