@@ -65,6 +65,9 @@ _UNAVAILABLE = (
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
     redis_errors.ReadOnlyError,
+    redis_errors.ClusterDownError,  # a Redis Cluster between a master's loss and its replica's promotion
+    redis_errors.TryAgainError,
+    redis_errors.SlotNotCoveredError,
     NatsError,
     Unconfirmed,
 )
