@@ -12,6 +12,7 @@ through this route is excluded from logins at once, before its own record says
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,7 @@ __all__ = ["NodeView", "record_problem"]
 log = logging.getLogger(__name__)
 
 _RETRY_S = (0.1, 0.5, 1.0, 2.0)
+_LOAD_WAIT_S = 2.0
 
 
 class NodeView:
@@ -39,6 +41,7 @@ class NodeView:
         self._on_gone = on_gone
         self._hosts = frozenset(hosts)
         self._nodes: dict[str, NodeInfo] = {}
+        self._loaded = asyncio.Event()
         self._drained: dict[str, int] = {}
         """node id -> started_at of the incarnation this route asked to drain."""
 
@@ -59,21 +62,22 @@ class NodeView:
         """The nodes a new login may go to."""
         return [info for info in self.listed() if info.accepting]
 
+    async def loaded(self, timeout: float = _LOAD_WAIT_S) -> None:
+        """Until the registry was read once (at most ``timeout``): a route worker that started a
+        moment ago must not answer as if there were no nodes while the registry lists some."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._loaded.wait()
+
     async def accepting_now(self) -> list[NodeInfo]:
-        """``accepting``, but when it is empty, first read the registry itself: a route worker
-        that started a moment ago (or whose watch is reconnecting) has not seen the nodes yet,
-        and must not answer ``no_nodes`` while the registry lists some."""
-        nodes = self.accepting()
-        if nodes:
-            return nodes
-        try:
-            live = await self.registry.snapshot()
-        except Exception:
-            log.exception("node view: reading the registry failed")
-            return nodes
-        for node_id, info in live.items():
-            if node_id not in self._nodes:
-                await self._apply(NodeEvent(node_id, info))
+        """``accepting`` once loaded; when that is empty, read the registry once more first (the
+        watch may be reconnecting)."""
+        await self.loaded()
+        if not self.accepting():
+            try:
+                await self._resync()
+            except Exception:
+                log.exception("node view: reading the registry failed")
         return self.accepting()
 
     def mark_draining(self, node_id: str) -> None:
@@ -98,10 +102,15 @@ class NodeView:
             attempt += 1
 
     async def _resync(self) -> None:
-        """Drop the nodes that left while the watch was down (the watch only shows live ones)."""
+        """Take the registry as it is: add what is new, drop the nodes that left while the
+        watch was down (the watch only shows live ones)."""
         live = await self.registry.snapshot()
         for node_id in [n for n in self._nodes if n not in live]:
             await self._apply(NodeEvent(node_id, None))
+        for node_id, info in live.items():
+            if self._nodes.get(node_id) != info:
+                await self._apply(NodeEvent(node_id, info))
+        self._loaded.set()
 
     async def _apply(self, event: NodeEvent) -> None:
         if event.info is not None:

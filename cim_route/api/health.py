@@ -32,6 +32,7 @@ async def _problems(ctx: Context) -> list[str]:
         await ctx.nats.flush(timeout=_PROBE_TIMEOUT_S)
     except (NatsError, TimeoutError):
         problems.append("nats unreachable")
+    await ctx.view.loaded()
     if not len(ctx.view):
         problems.append("no node in the registry")
     return problems

@@ -38,6 +38,7 @@ class Node(BaseModel):
 async def nodes(ctx: Ctx) -> list[Node]:
     """``[{id, host, port, connections, state, started_at, metrics_port, ws_url}]`` sorted by
     id; ``state`` is ``up`` or ``draining``."""
+    await ctx.view.loaded()
     return [_node(n) for n in ctx.view.listed()]
 
 
@@ -56,6 +57,7 @@ class Draining(BaseModel):
 async def drain(ctx: Ctx, node_id: Annotated[str, Path(pattern=NODE_ID_RE.pattern)]) -> Draining:
     """202: the node stops taking logins (this route hands it out no more at once) and moves
     its clients away; 404 ``unknown_node``."""
+    await ctx.view.loaded()
     if ctx.view.get(node_id) is None:
         raise ApiError(404, "unknown_node", f"no such node: {node_id}")
     await ctx.nats.publish(bus.node_subject(node_id), bus.drain())

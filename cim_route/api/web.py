@@ -62,7 +62,8 @@ def _page(name: str, policy: str) -> Response:
 
 @router.get("/")
 async def chat_page(ctx: Ctx) -> Response:
-    """The web chat."""
+    """The web chat (its CSP names the nodes' WebSocket origins: the view must be loaded)."""
+    await ctx.view.loaded()
     return _page("index.html", _policy(ctx))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 
 import msgpack
@@ -59,7 +61,7 @@ async def test_unreadable_kv_records_are_ignored(make_route: MakeRoute, nc: Nats
     await nc.jetstream().delete_key_value(bucket)
 
 
-async def test_a_view_that_has_not_seen_the_nodes_yet_reads_the_registry_before_no_nodes() -> None:
+async def test_a_view_that_has_not_loaded_the_registry_yet_reads_it_before_no_nodes() -> None:
     """A route worker that just started must not answer ``no_nodes`` while the registry lists nodes."""
     registry = MemoryRegistry()
     view = NodeView(registry, on_gone=_never_gone, hosts=("127.0.0.1",))  # its watch is not running
@@ -67,7 +69,23 @@ async def test_a_view_that_has_not_seen_the_nodes_yet_reads_the_registry_before_
     await registry.announce(NodeInfo(id="evil-host", host="6.6.6.6", port=9000))
     assert view.accepting() == []
     assert [n.id for n in await view.accepting_now()] == ["early-node"]  # checked like a watched record
+    await view.loaded(timeout=0.5)  # the registry was read: no wait now
     assert [n.id for n in await NodeView(MemoryRegistry(), on_gone=_never_gone).accepting_now()] == []
+
+
+async def test_a_running_view_is_loaded_once_it_read_the_registry() -> None:
+    registry = MemoryRegistry()
+    await registry.announce(NodeInfo(id="early-node", host="127.0.0.1", port=9001))
+    view = NodeView(registry, on_gone=_never_gone)
+    task = asyncio.create_task(view.run())
+    try:
+        async with asyncio.timeout(5):
+            await view.loaded(timeout=5)
+        assert [n.id for n in view.listed()] == ["early-node"]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _never_gone(node_id: str) -> None:
