@@ -45,7 +45,7 @@ from cim_node.pending import PendingLogins
 from cim_node.store import SessionStore
 from cim_node.sweeper import Sweeper, tick_for
 from cim_node.websocket import listen as listen_websocket
-from shared import bus, links, sessions
+from shared import bus, links, resp, sessions
 from shared.keys import Keys
 from shared.protocol import KickReason
 from shared.registry import NodeInfo, NodeRegistry, NodeState
@@ -146,6 +146,7 @@ class NodeServer:
             socket_connect_timeout=REDIS_TIMEOUT_S,
             **links.redis_options(s.redis_url, s.tls_ca),
         )
+        resp.fast_packing(self.redis)
         self.scripts = Scripts.register(self.redis)
         self.acks = AckCursors(
             self.redis,

@@ -43,7 +43,7 @@ from cim_route.metrics import Metrics, RequestMetrics
 from cim_route.nodes import NodeView
 from cim_route.scheduler import Scheduler
 from cim_route.send import Sender
-from shared import links, sessions
+from shared import links, resp, sessions
 from shared.durability import Unconfirmed, Wait
 from shared.errors import ApiError
 from shared.keys import Keys
@@ -143,6 +143,7 @@ async def _lifespan(
         **links.redis_options(settings.redis_url, settings.tls_ca),
     )
     redis = Redis.from_pool(pool)
+    resp.fast_packing(redis)
     try:
         nats = await _connect_nats(settings, metrics)
         try:
