@@ -74,11 +74,13 @@ class AckCursors:
         batch, self._dirty = self._dirty, {}
         try:
             async with asyncio.timeout(REDIS_TIMEOUT_S), self._redis.pipeline(transaction=False) as pipe:
-                # EVALSHA queued directly: redis-py's script wrapper costs more than the command;
-                # Scripts.execute loads the script again if Redis lost it.
+                # EVALSHA queued as a plain command: redis-py's script wrapper and its deprecation
+                # check cost more than the command; Scripts.execute loads the script again if
+                # Redis lost it.
                 sha, keys, retention = self._scripts.max_set.sha, self._keys, self._retention_ms
+                queue = pipe.execute_command
                 for (user, device), seq in batch.items():
-                    pipe.evalsha(sha, 2, keys.device_ack(user, device), keys.ack(user), seq, retention)
+                    queue("EVALSHA", sha, 2, keys.device_ack(user, device), keys.ack(user), seq, retention)
                 await self._scripts.execute(pipe)
         except (RedisError, OSError) as exc:
             self._metrics.redis_errors.inc()
