@@ -20,6 +20,9 @@ from redis.typing import EncodableT
 
 __all__ = ["fast_packing", "pack_into"]
 
+_LENGTHS = [b"$%d\r\n" % n for n in range(1024)]
+"""The bulk-string headers of the usual argument lengths, formatted once."""
+
 
 def pack_into(parts: list[bytes], args: tuple[EncodableT, ...], encoder: Any) -> None:
     """Append the RESP of one command (``args``, as ``execute_command`` takes them) to ``parts``."""
@@ -42,7 +45,8 @@ def pack_into(parts: list[bytes], args: tuple[EncodableT, ...], encoder: Any) ->
             data = b"%d" % arg
         else:
             data = encoder.encode(arg)
-        append(b"$%d\r\n" % len(data))
+        size = len(data)
+        append(_LENGTHS[size] if size < 1024 else b"$%d\r\n" % size)
         append(data)
         append(b"\r\n")
 
