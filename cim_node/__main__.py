@@ -16,7 +16,6 @@ import sys
 from collections.abc import Callable
 
 from cim_node.server import NodeServer
-from shared import gctune
 from shared.errors import SettingsError
 from shared.limits import raise_open_files
 from shared.links import Refused, preflight
@@ -69,7 +68,6 @@ async def _run(settings: NodeSettings) -> int:
         except Exception:
             log.exception("node %s could not start", settings.node_id)
             return 1
-        gctune.settle()
         await first_done(stop_asked.wait(), server.finished.wait())
         if stop_asked.is_set():
             log.info("node %s: signal received, draining", settings.node_id)
