@@ -77,10 +77,9 @@ class AckCursors:
                 # (and a cluster pipeline refuses its evalsha method); Scripts.execute loads the
                 # script again if Redis lost it.
                 sha, keys, retention = self._scripts.max_set.sha, self._keys, self._retention_ms
+                queue = pipe.execute_command
                 for (user, device), seq in batch.items():
-                    pipe.execute_command(
-                        "EVALSHA", sha, 2, keys.device_ack(user, device), keys.ack(user), seq, retention
-                    )
+                    queue("EVALSHA", sha, 2, keys.device_ack(user, device), keys.ack(user), seq, retention)
                 await self._scripts.execute(pipe)
         except (RedisError, OSError) as exc:
             self._metrics.redis_errors.inc()

@@ -90,7 +90,7 @@ class Connection(asyncio.Protocol):
         "_inbuf",
         "_out",
         "_out_size",
-        "_flush_handle",
+        "_queued",
         "_timer",
         "_last_rx",
         "_task",
@@ -113,7 +113,8 @@ class Connection(asyncio.Protocol):
         self._inbuf = b""
         self._out: list[bytes] = []
         self._out_size = 0
-        self._flush_handle: asyncio.Handle | None = None
+        self._queued = False
+        """Whether this connection waits in ``ctx.flushes`` for the end of the loop turn."""
         self._timer: asyncio.TimerHandle | None = None
         """The gap wait while live; the close grace once closed."""
         self._last_rx = 0.0
@@ -224,15 +225,15 @@ class Connection(asyncio.Protocol):
 
     def _on_frame(self, frame: dict[str, Any]) -> None:
         kind = check_client_frame(frame)
-        self.ctx.metrics.frame_in(kind.value)
-        if self.phase is Phase.NEW:
+        self.ctx.metrics.frame_in(kind)  # a StrEnum: counted under its value
+        if kind is FrameType.ACK and self.phase is Phase.LIVE:  # the most frequent frame first
+            self._on_ack(frame)
+        elif self.phase is Phase.NEW:
             if kind is not FrameType.LOGIN:
                 raise FrameError(ErrorCode.NOT_LOGGED_IN, "the first frame must be login")
             self._start_login(frame)
         elif kind is FrameType.PING:
             self._write(_PONG)
-        elif kind is FrameType.ACK:
-            self._on_ack(frame)
         elif kind is FrameType.BYE:
             log.info("bye user=%s node=%s conn=%s", self.user, self.ctx.node_id, self.conn_id)
             self.close()
@@ -421,7 +422,7 @@ class Connection(asyncio.Protocol):
 
     async def _wait_writable(self) -> None:
         """Flush, then wait while the peer has not read below the low-water mark (replay pacing)."""
-        self._flush()
+        self.flush()
         writable = self._writable
         if writable is None or self.phase is Phase.CLOSED:
             return
@@ -441,13 +442,14 @@ class Connection(asyncio.Protocol):
             return
         self._out.append(data)
         self._out_size += len(data)
-        if self._flush_handle is None:
-            self._flush_handle = self.ctx.loop.call_soon(self._flush)
+        if not self._queued:
+            self._queued = True
+            self.ctx.flushes.add(self)
 
-    def _flush(self) -> None:
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
+    def flush(self) -> None:
+        """Write what is queued, in one ``transport.write`` (``ctx.flushes`` calls it at the end
+        of the loop turn; a close or the replay's pacing sooner)."""
+        self._queued = False
         transport = self.transport
         if not self._out or transport is None or transport.is_closing():
             return
@@ -502,7 +504,7 @@ class Connection(asyncio.Protocol):
             return
         if frame is not None:
             self.send(frame)
-        self._flush()
+        self.flush()
         self._shutdown(release=release, how="close")
 
     def _shutdown(self, *, release: bool, how: str) -> None:
@@ -510,9 +512,6 @@ class Connection(asyncio.Protocol):
             return
         self.phase = Phase.CLOSED
         self._cancel_timer()
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
         if self._order is not None:
             self._order.clear()
         if self._task is not None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cim_node.acks import AckCursors
+from cim_node.flushes import Flushes
 from cim_node.hub import Hub
 from cim_node.metrics import NodeMetrics
 from cim_node.pending import PendingLogins
@@ -58,6 +59,8 @@ class NodeContext:
     next_conn_id: Callable[[], str] = field(default_factory=_conn_ids)
     pending: PendingLogins = field(default_factory=PendingLogins)
     """The connections that have not logged in yet (capped in total and per address)."""
+    flushes: Flushes = field(default_factory=Flushes)
+    """The connections whose queued frames are written at the end of this loop turn."""
 
     @property
     def node_id(self) -> str:

@@ -58,10 +58,10 @@ class Hub:
     def __iter__(self) -> Iterator[Member]:
         return iter([conn for devices in self._users.values() for conn in devices.values()])
 
-    def devices(self, user: str) -> Iterator[Member]:
-        """``user``'s connections here (none: empty)."""
+    def devices(self, user: str) -> tuple[Member, ...]:
+        """``user``'s connections here (none: empty), a copy: a delivery may close one."""
         devices = self._users.get(user)
-        return iter(()) if devices is None else iter(list(devices.values()))
+        return () if devices is None else tuple(devices.values())
 
     def get(self, user: str, device: str = DEFAULT_DEVICE) -> Member | None:
         devices = self._users.get(user)

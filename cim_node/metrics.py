@@ -81,13 +81,14 @@ class _Tally(Collector):
         self._counts: dict[str, int] = {}
 
     def inc(self, value: str) -> None:
+        """Count one ``value`` (a ``StrEnum`` member counts as its value: same hash, equal)."""
         counts = self._counts
         counts[value] = counts.get(value, 0) + 1
 
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(self._name, self._doc, labels=[self._label])
         for value, count in dict(self._counts).items():  # a copy: the scrape runs in a thread
-            family.add_metric([value], count)
+            family.add_metric([str(value)], count)  # a StrEnum's str is its value
         yield family
 
 

@@ -44,7 +44,7 @@ from cim_node.pending import PendingLogins
 from cim_node.store import SessionStore
 from cim_node.sweeper import Sweeper, tick_for
 from cim_node.websocket import listen as listen_websocket
-from shared import bus, links, sessions
+from shared import bus, links, resp, sessions
 from shared.keys import Keys
 from shared.protocol import KickReason
 from shared.registry import NodeInfo, NodeRegistry, NodeState
@@ -142,6 +142,7 @@ class NodeServer:
         self.redis = links.redis_client(
             s.redis_url, s.tls_ca, socket_timeout=None, socket_connect_timeout=REDIS_TIMEOUT_S
         )
+        resp.fast_packing(self.redis)
         self.scripts = Scripts.register(self.redis)
         self.acks = AckCursors(
             self.redis,

@@ -23,6 +23,7 @@ import uvicorn
 from cim_route.app import create_app
 from cim_route.limits import ConnectionLimits, guarded_protocol
 from cim_route.workers import WORKER_FLAG, listen_socket, supervise
+from shared import gctune
 from shared.errors import SettingsError
 from shared.links import Refused, preflight
 from shared.settings import RouteSettings
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _stopped_by)
     sockets = [listen_socket(settings.route_host, settings.route_port)] if worker else None
+    gctune.settle()  # the app is built: what it loaded stays out of every collection
     server.run(sockets=sockets)
     return 0 if server.started else 1
 

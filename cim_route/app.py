@@ -43,7 +43,7 @@ from cim_route.metrics import Metrics, RequestMetrics
 from cim_route.nodes import NodeView
 from cim_route.scheduler import Scheduler
 from cim_route.send import Sender
-from shared import links, sessions
+from shared import links, resp, sessions
 from shared.durability import Unconfirmed, Wait
 from shared.errors import ApiError
 from shared.keys import Keys
@@ -138,6 +138,7 @@ async def _lifespan(
     # redis-py refuses a call past its pool size (100) instead of waiting: a login storm got
     # 503s. A blocking pool makes the excess wait (up to 5 s) for a free connection.
     redis = _redis(settings)
+    resp.fast_packing(redis)
     try:
         nats = await _connect_nats(settings, metrics)
         try:

@@ -326,6 +326,19 @@ async def test_many_frames_of_one_turn_arrive_intact_and_in_order(ctx: NodeConte
     conn.close(release=False)
 
 
+async def test_a_fan_out_writes_each_connection_once_per_turn(ctx: NodeContext) -> None:
+    links = [await live(ctx, f"u{i}") for i in range(50)]
+    for i, (conn, _) in enumerate(links):
+        conn.deliver(msg(1, f"u{i}"))
+        conn.deliver(msg(2, f"u{i}"))
+    gone, _ = links[0]
+    gone.close(release=False)  # written at its close, not again by the end-of-turn flush
+    await turn()
+    for i, (conn, transport) in enumerate(links):
+        assert len(transport.writes) == 1 and transport.frames() == [frame(1, f"u{i}"), frame(2, f"u{i}")]
+        conn.close(release=False)
+
+
 async def test_duplicates_dropped_and_seq0_written_at_once(ctx: NodeContext) -> None:
     conn, transport = await live(ctx, delivered=5)
     conn.deliver(msg(4))
