@@ -163,3 +163,11 @@ def test_ha_settings_out_of_range_are_refused(var: str, value: str) -> None:
 def test_ha_settings_defaults() -> None:
     settings = RouteSettings.from_env({"CIM_SECRET": "s" * 32})
     assert (settings.nats_kv_replicas, settings.redis_wait, settings.redis_wait_ms) == (1, 0, 100)
+
+
+def test_redis_wait_is_refused_on_a_redis_cluster() -> None:
+    """WAIT on a cluster pipeline goes to every master and sums: it would confirm nothing."""
+    cluster = {"CIM_SECRET": "s" * 32, "CIM_REDIS_URL": "redis+cluster://cim:pw@127.0.0.1:7000"}
+    with pytest.raises(SettingsError, match="CIM_REDIS_WAIT is not supported on a Redis Cluster"):
+        RouteSettings.from_env({**cluster, "CIM_REDIS_WAIT": "1"})
+    assert RouteSettings.from_env(cluster).redis_wait == 0
