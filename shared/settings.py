@@ -191,7 +191,9 @@ class CommonSettings:
         if self.redis_wait and self.redis_url.partition("://")[0].endswith("+cluster"):
             # WAIT counts the replicas of the writes made on its own connection; a cluster
             # pipeline sends it to every master and sums, which would vouch for nothing.
-            raise SettingsError(detail="CIM_REDIS_WAIT is not supported on a Redis Cluster (redis+cluster://) yet")
+            raise SettingsError(
+                detail="CIM_REDIS_WAIT is not supported on a Redis Cluster (redis+cluster://) yet"
+            )
         if bool(self.tls_cert) != bool(self.tls_key):
             raise SettingsError(detail="CIM_TLS_CERT and CIM_TLS_KEY go together: give both or neither")
         for name in ("nats_creds", "tls_cert", "tls_key", "tls_ca"):

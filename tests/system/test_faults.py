@@ -10,10 +10,8 @@ and recorded in docs/guarantees.md.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -22,75 +20,7 @@ import pytest
 from cim_client import Client
 from shared import protocol
 from tests.harness import SECRET, Cluster, eventually
-from tests.system.traffic import Ledger, collect, send_with_retry, wait_received
-
-PASSWORD = "password123"
-MESSAGES = 300
-SENDERS = ("s1", "s2", "s3")
-RECIPIENTS = ("r1", "r2", "r3", "r4")
-
-
-async def _run(
-    cluster: Cluster,
-    fault: Callable[[], Awaitable[None]],
-    name: str,
-    route_urls: list[str] | None = None,
-    transport: str = "tcp",
-    devices: tuple[str, ...] = ("default",),
-) -> dict[str, int]:
-    """Send MESSAGES from senders to recipients (round robin), run ``fault`` a third of the way
-    in; every recipient is online on each of ``devices`` (sessions over ``transport``), and
-    each device must get everything."""
-    route_urls = route_urls or [cluster.route_url]
-    tokens = {s: (await cluster.register(s, PASSWORD))["token"] for s in SENDERS}
-    for r in RECIPIENTS:
-        await cluster.register(r, PASSWORD)
-    clients = [
-        Client(cluster.route_url, r, PASSWORD, backoff_max=1.0, transport=transport, device=d)
-        for r in RECIPIENTS
-        for d in devices
-    ]
-    for c in clients:  # one by one: the balancer spreads a user's devices over the nodes
-        await c.connect()
-    ledger = Ledger(devices=devices)
-    collectors = [asyncio.create_task(collect(c, ledger)) for c in clients]
-    try:
-        async with httpx.AsyncClient(timeout=5.0) as http:
-
-            async def stream(sender: str, start: int) -> None:
-                for i in range(start, MESSAGES, len(SENDERS)):
-                    recipient = RECIPIENTS[i % len(RECIPIENTS)]
-                    await send_with_retry(http, route_urls, tokens[sender], recipient, f"{name}-{i}", ledger)
-                    if i == MESSAGES // 3:
-                        await fault()
-
-            await asyncio.wait_for(asyncio.gather(*(stream(s, n) for n, s in enumerate(SENDERS))), timeout=90)
-        await wait_received(ledger, timeout=30)
-    finally:
-        for task in collectors:
-            task.cancel()
-        await asyncio.gather(*collectors, return_exceptions=True)
-        await asyncio.gather(*(c.close() for c in clients))
-    summary = ledger.summary(clients)
-    print(f"\n{name}: {json.dumps(summary)}")
-    _record(name, summary)
-    assert summary["sent"] == MESSAGES
-    assert summary["accepted"] == MESSAGES, "every send is eventually accepted (retries with the same id)"
-    assert not ledger.lost, f"lost: {sorted(ledger.lost)[:10]}"
-    assert ledger.shown_twice == 0
-    assert ledger.order_holds()
-    return summary
-
-
-def _record(name: str, summary: dict[str, int]) -> None:
-    """With CIM_FAULT_COUNTS=FILE, collect the counts there (for docs/guarantees.md)."""
-    target = os.environ.get("CIM_FAULT_COUNTS")
-    if not target:
-        return
-    out = Path(target)
-    data = json.loads(out.read_text()) if out.exists() else {}
-    data[name] = summary
-    out.write_text(json.dumps(data, indent=2, sort_keys=True))
+from tests.system.traffic import PASSWORD, run_with_fault
 
 
 @pytest.fixture
@@ -106,7 +36,7 @@ async def test_a_node_killed_while_messages_flow(fault_cluster: Cluster, transpo
         await fault_cluster.nodes["node-2"].kill()
 
     name = "a_node_sigkill" if transport == "tcp" else "a_node_sigkill_websocket"
-    await _run(fault_cluster, kill_a_node, name, transport=transport)
+    await run_with_fault(fault_cluster, kill_a_node, name, transport=transport)
 
 
 async def test_a_node_killed_with_two_devices_per_user(fault_cluster: Cluster) -> None:
@@ -117,11 +47,13 @@ async def test_a_node_killed_with_two_devices_per_user(fault_cluster: Cluster) -
     async def kill_a_node() -> None:
         await fault_cluster.nodes["node-2"].kill()
 
-    await _run(fault_cluster, kill_a_node, "a_node_sigkill_two_devices", devices=("laptop", "phone"))
+    await run_with_fault(
+        fault_cluster, kill_a_node, "a_node_sigkill_two_devices", devices=("laptop", "phone")
+    )
 
 
 async def test_b_nats_restarted_mid_stream(fault_cluster: Cluster) -> None:
-    await _run(fault_cluster, fault_cluster.restart_nats, "b_nats_restart")
+    await run_with_fault(fault_cluster, fault_cluster.restart_nats, "b_nats_restart")
 
 
 async def test_c_route_killed_senders_retry_on_the_other(fault_cluster: Cluster) -> None:
@@ -129,7 +61,7 @@ async def test_c_route_killed_senders_retry_on_the_other(fault_cluster: Cluster)
     # Senders try the spare route first; it dies a third of the way in and every send in
     # flight is retried on the first route with the same client_msg_id.
     urls = [f"http://127.0.0.1:{spare.port}", fault_cluster.route_url]
-    await _run(fault_cluster, spare.kill, "c_route_sigkill", route_urls=urls)
+    await run_with_fault(fault_cluster, spare.kill, "c_route_sigkill", route_urls=urls)
 
 
 async def test_d_redis_down_answers_503_then_recovers(fault_cluster: Cluster) -> None:
@@ -215,7 +147,7 @@ async def test_f_drained_node_moves_its_clients_with_no_loss(fault_cluster: Clus
         )
         assert resp.status_code == 202
 
-    await _run(fault_cluster, drain_node_1, "f_node_drain")
+    await run_with_fault(fault_cluster, drain_node_1, "f_node_drain")
     # the drained node empties, leaves the registry and exits 0
     assert await fault_cluster.nodes["node-1"].wait(timeout=15) == 0
     assert await fault_cluster.node_ids() == {"node-2"}
@@ -230,4 +162,4 @@ async def test_g_redis_killed_mid_stream_loses_nothing_accepted(fault_cluster: C
         fault_cluster.redis.kill()
         await fault_cluster.restart_redis()
 
-    await _run(fault_cluster, kill_and_restart_redis, "g_redis_sigkill")
+    await run_with_fault(fault_cluster, kill_and_restart_redis, "g_redis_sigkill")

@@ -4,20 +4,26 @@ A ``Ledger`` records every send (by client_msg_id and body) and every receipt,
 and at the end says how many were sent, accepted (202), received, dropped as
 duplicates by the SDK, and lost, and whether each recipient saw its messages
 in seq order with no gap. With several ``devices`` per recipient, each device must get
-every message of its user (one missing on one device counts as lost).
+every message of its user (one missing on one device counts as lost). ``run_with_fault`` is the
+fault tests' run: 3 senders, 300 messages, 4 recipients, a fault a third of the way in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
 from cim_client import Client, Message
+from tests.harness import Cluster
 
 
 @dataclass
@@ -117,3 +123,72 @@ async def wait_received(ledger: Ledger, timeout: float = 20.0) -> None:
         ledger.progress.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(ledger.progress.wait(), deadline - loop.time())
+
+
+PASSWORD = "password123"
+MESSAGES = 300
+SENDERS = ("s1", "s2", "s3")
+RECIPIENTS = ("r1", "r2", "r3", "r4")
+
+
+async def run_with_fault(
+    cluster: Cluster,
+    fault: Callable[[], Awaitable[None]],
+    name: str,
+    route_urls: list[str] | None = None,
+    transport: str = "tcp",
+    devices: tuple[str, ...] = ("default",),
+) -> dict[str, int]:
+    """Send MESSAGES from senders to recipients (round robin), run ``fault`` a third of the way
+    in; every recipient is online on each of ``devices`` (sessions over ``transport``), and
+    each device must get everything."""
+    route_urls = route_urls or [cluster.route_url]
+    tokens = {s: (await cluster.register(s, PASSWORD))["token"] for s in SENDERS}
+    for r in RECIPIENTS:
+        await cluster.register(r, PASSWORD)
+    clients = [
+        Client(cluster.route_url, r, PASSWORD, backoff_max=1.0, transport=transport, device=d)
+        for r in RECIPIENTS
+        for d in devices
+    ]
+    for c in clients:  # one by one: the balancer spreads a user's devices over the nodes
+        await c.connect()
+    ledger = Ledger(devices=devices)
+    collectors = [asyncio.create_task(collect(c, ledger)) for c in clients]
+    try:
+        async with httpx.AsyncClient(timeout=5.0) as http:
+
+            async def stream(sender: str, start: int) -> None:
+                for i in range(start, MESSAGES, len(SENDERS)):
+                    recipient = RECIPIENTS[i % len(RECIPIENTS)]
+                    await send_with_retry(http, route_urls, tokens[sender], recipient, f"{name}-{i}", ledger)
+                    if i == MESSAGES // 3:
+                        await fault()
+
+            await asyncio.wait_for(asyncio.gather(*(stream(s, n) for n, s in enumerate(SENDERS))), timeout=90)
+        await wait_received(ledger, timeout=30)
+    finally:
+        for task in collectors:
+            task.cancel()
+        await asyncio.gather(*collectors, return_exceptions=True)
+        await asyncio.gather(*(c.close() for c in clients))
+    summary = ledger.summary(clients)
+    print(f"\n{name}: {json.dumps(summary)}")
+    _record(name, summary)
+    assert summary["sent"] == MESSAGES
+    assert summary["accepted"] == MESSAGES, "every send is eventually accepted (retries with the same id)"
+    assert not ledger.lost, f"lost: {sorted(ledger.lost)[:10]}"
+    assert ledger.shown_twice == 0
+    assert ledger.order_holds()
+    return summary
+
+
+def _record(name: str, summary: dict[str, int]) -> None:
+    """With CIM_FAULT_COUNTS=FILE, collect the counts there (for docs/guarantees.md)."""
+    target = os.environ.get("CIM_FAULT_COUNTS")
+    if not target:
+        return
+    out = Path(target)
+    data = json.loads(out.read_text()) if out.exists() else {}
+    data[name] = summary
+    out.write_text(json.dumps(data, indent=2, sort_keys=True))
