@@ -15,12 +15,10 @@ import asyncio
 import contextlib
 import logging
 
-from redis.exceptions import RedisError
-
 from cim_node.batch import REDIS_TIMEOUT_S
 from cim_node.metrics import NodeMetrics
 from shared.keys import Keys
-from shared.scripts import AnyRedis, Scripts
+from shared.scripts import REDIS_FAILURES, AnyRedis, Scripts
 
 __all__ = ["AckCursors"]
 
@@ -81,7 +79,7 @@ class AckCursors:
                 for (user, device), seq in batch.items():
                     queue("EVALSHA", sha, 2, keys.device_ack(user, device), keys.ack(user), seq, retention)
                 await self._scripts.execute(pipe)
-        except (RedisError, OSError) as exc:
+        except REDIS_FAILURES as exc:
             self._metrics.redis_errors.inc()
             log.warning("ack flush of %d cursors failed: %s", len(batch), exc)
             for (user, device), seq in batch.items():

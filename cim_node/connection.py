@@ -35,8 +35,6 @@ import socket
 import time
 from typing import Any, cast
 
-from redis.exceptions import RedisError
-
 from cim_node.context import NodeContext
 from cim_node.ordering import HeldFull, SeqOrder
 from shared import tokens
@@ -52,6 +50,7 @@ from shared.protocol import (
     error_frame,
     kick_frame,
 )
+from shared.scripts import REDIS_FAILURES
 from shared.sessions import Ended
 
 __all__ = ["Connection", "Phase"]
@@ -294,7 +293,7 @@ class Connection(asyncio.Protocol):
                 older.kick(KickReason.DUPLICATE_LOGIN)
             for ended in await ctx.store.claim(self.user, self.device, self.conn_id):
                 await self._end(ended)
-        except (RedisError, OSError) as exc:
+        except REDIS_FAILURES as exc:
             self._redis_failed("login", exc)
             return
         self._go_live()
@@ -403,7 +402,7 @@ class Connection(asyncio.Protocol):
                     await self._wait_writable()
                 if not self._resync:
                     break
-        except (RedisError, OSError) as exc:
+        except REDIS_FAILURES as exc:
             self._redis_failed("inbox read", exc)
             return
         self._syncing = False
@@ -566,7 +565,7 @@ async def _release(ctx: NodeContext, user: str, device: str, conn_id: str) -> No
         if removed and newer is not None:
             # Two logins of one device raced here and the older claimed last: restore the newer.
             await ctx.store.claim(user, device, newer.conn_id)
-    except (RedisError, OSError) as exc:
+    except REDIS_FAILURES as exc:
         ctx.metrics.redis_errors.inc()
         log.warning("session release user=%s node=%s conn=%s failed: %s", user, ctx.node_id, conn_id, exc)
 

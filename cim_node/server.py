@@ -31,7 +31,6 @@ from typing import Any
 
 import nats
 from nats.aio.client import Client as NatsClient
-from redis.exceptions import RedisError
 
 from cim_node.acks import AckCursors
 from cim_node.batch import REDIS_TIMEOUT_S
@@ -49,7 +48,7 @@ from shared.keys import Keys
 from shared.protocol import KickReason
 from shared.registry import NodeInfo, NodeRegistry, NodeState
 from shared.registry_nats import NatsKvRegistry
-from shared.scripts import AnyRedis, Scripts
+from shared.scripts import REDIS_FAILURES, AnyRedis, Scripts
 from shared.settings import NodeSettings
 
 __all__ = ["NodeServer", "ServerState"]
@@ -266,7 +265,7 @@ class NodeServer:
         try:
             async with asyncio.timeout(REDIS_TIMEOUT_S):
                 taken = await sessions.restore_missing(self.redis, self.scripts, self.keys, self.id, live)
-        except (RedisError, OSError) as exc:
+        except REDIS_FAILURES as exc:
             self.metrics.redis_errors.inc()
             log.warning("node=%s session restore failed: %s", self.id, exc)
             return

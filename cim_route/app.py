@@ -65,9 +65,11 @@ _UNAVAILABLE = (
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
     redis_errors.ReadOnlyError,
-    redis_errors.ClusterDownError,  # a Redis Cluster between a master's loss and its replica's promotion
+    # A Redis Cluster between a master's loss and its replica's promotion, or moving a slot:
+    # CLUSTERDOWN, "TTL exhausted" (ClusterError), a slot not covered (not a RedisError).
+    redis_errors.ClusterError,
     redis_errors.TryAgainError,
-    redis_errors.SlotNotCoveredError,
+    redis_errors.RedisClusterException,
     NatsError,
     Unconfirmed,
 )

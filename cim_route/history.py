@@ -19,10 +19,9 @@ import time
 from typing import Any
 
 import msgpack
-from redis.exceptions import RedisError
 
 from cim_route.metrics import Metrics
-from shared.scripts import AnyRedis
+from shared.scripts import REDIS_FAILURES, AnyRedis
 
 __all__ = ["History"]
 
@@ -77,7 +76,7 @@ class History:
                 batch.append(self._queue.get_nowait())
             try:
                 await self._write(batch)
-            except (RedisError, OSError) as exc:
+            except REDIS_FAILURES as exc:
                 self._metrics.history_dropped.inc(len(batch))
                 log.warning("history: %d entries lost: %s", len(batch), exc)
             finally:

@@ -17,14 +17,13 @@ import logging
 from typing import Any
 
 import msgpack
-from redis.exceptions import RedisError
 
 from cim_route.metrics import Metrics
 from cim_route.send import Sender
 from shared.keys import Keys
 from shared.message import new_message_id, now_ms
 from shared.protocol import MessageKind
-from shared.scripts import AnyRedis, Scripts
+from shared.scripts import REDIS_FAILURES, AnyRedis, Scripts
 
 __all__ = ["Scheduler"]
 
@@ -85,7 +84,7 @@ class Scheduler:
                     return msgpack.unpackb(previous, raw=False)
         try:
             await self._redis.zadd(self._keys.delayed, {msgpack.packb(job, use_bin_type=True): job["due"]})
-        except RedisError:
+        except REDIS_FAILURES:
             if idem_key is not None:  # so that the client's retry schedules it again
                 await asyncio.shield(self._forget(idem_key))
             raise
@@ -95,7 +94,7 @@ class Scheduler:
     async def _forget(self, idem_key: str) -> None:
         try:
             await self._redis.delete(idem_key)
-        except RedisError:
+        except REDIS_FAILURES:
             log.warning("could not remove idempotency key %s after a failed schedule", idem_key)
 
     async def run(self) -> None:
@@ -103,7 +102,7 @@ class Scheduler:
         while True:
             try:
                 claimed = await self.fire_due()
-            except (RedisError, OSError) as exc:
+            except REDIS_FAILURES as exc:
                 log.warning("delayed messages: claim failed: %r", exc)
                 claimed = 0
             if claimed < BATCH:

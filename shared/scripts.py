@@ -15,11 +15,14 @@ from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
-__all__ = ["AnyPipeline", "AnyRedis", "Scripts", "evalsha", "is_cluster"]
+__all__ = ["REDIS_FAILURES", "AnyPipeline", "AnyRedis", "Scripts", "evalsha", "is_cluster"]
 
 AnyRedis = Redis | RedisCluster
+REDIS_FAILURES = (RedisError, RedisClusterException, OSError)
+"""What a Redis call raises when the store is away or moving: redis-py's errors, the cluster
+client's own (``SlotNotCoveredError`` during a failover is not a ``RedisError``), sockets'."""
 """One Redis or a Redis Cluster (``CIM_REDIS_URL=redis+cluster://``): the same calls work on
 both, every script touching keys of one slot."""
 

@@ -4,7 +4,8 @@
 ``kill_nats(i)`` SIGKILLs NATS server ``i`` (``nats_server_of(user)`` says which one a route or
 node is connected to, from the servers' monitoring ports); ``redis_master_for(key)`` is the
 address of the master that holds ``key``'s slot; ``kill_redis(addr)`` SIGKILLs that member and
-waits until its replica is promoted and the cluster is ok again.
+waits until its replica is promoted and the cluster is ok again; ``migrate_slot_of_user(u)``
+moves the slot of a user's keys to another master under load.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from redis.crc import key_slot
 from redis.retry import Retry
 
 from cim_cli.ops.ha import NatsCluster, RedisClusterServers
+from cim_cli.ops.nats_auth import ADMIN
 from cim_cli.ops.services import REDIS_USER, Service
+from shared.keys import Keys
 from shared.links import nats_options
 from tests.harness import SECRET, Cluster, eventually
 
@@ -130,7 +133,35 @@ class HaRig(Cluster):
         await eventually(moved, timeout=PROMOTION_TIMEOUT_S, interval=0.1, what=f"{addr}'s slots served")
         await self.redis_cluster.wait_healthy(PROMOTION_TIMEOUT_S, replicas=False)
 
+    async def migrate_slot_of_user(self, user: str, prefix: str = "cim:") -> str:
+        """Move the slot of ``user``'s keys to another master, keys and all, while clients use it:
+        ``CLUSTER SETSLOT`` IMPORTING / MIGRATING, ``MIGRATE`` in batches, then ``SETSLOT NODE``
+        on every master (clients meanwhile get ASK, TRYAGAIN, then MOVED). Returns the new master."""
+        slot = key_slot(Keys(prefix).seq(user).encode())
+        source = await self._owner(slot)
+        masters = sorted({owner for _, _, owner in await self._ranges()})
+        target = next(addr for addr in masters if addr != source)
+        admins = {addr: self.redis_cluster.admin(self._member(addr)) for addr in masters}
+        try:
+            ids = {addr: _text(await c.execute_command("CLUSTER", "MYID")) for addr, c in admins.items()}
+            await admins[target].execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source])
+            await admins[source].execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[target])
+            host, port = target.rsplit(":", 1)
+            auth = ("AUTH2", ADMIN, self.redis_cluster.admin_password)
+            while keys := await admins[source].execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                await admins[source].execute_command("MIGRATE", host, port, "", 0, 5000, *auth, "KEYS", *keys)
+            for client in admins.values():
+                await client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[target])
+            return target
+        finally:
+            for client in admins.values():
+                await client.aclose()
+
     async def role(self, addr: str) -> str:
         """``master`` or ``slave``, as member ``addr`` says."""
         _, role, _ = await self.redis_cluster.state(self._member(addr))
         return role
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -7,10 +7,10 @@ import asyncio
 from fastapi import APIRouter, Response
 from nats.errors import Error as NatsError
 from prometheus_client import CONTENT_TYPE_LATEST
-from redis.exceptions import RedisError
 
 from cim_route.context import Context, Ctx
 from shared.errors import ApiError
+from shared.scripts import REDIS_FAILURES
 
 router = APIRouter(tags=["operations"])
 
@@ -26,7 +26,7 @@ async def _problems(ctx: Context) -> list[str]:
     problems = []
     try:
         await asyncio.wait_for(ctx.redis.ping(), _PROBE_TIMEOUT_S)
-    except (RedisError, OSError, TimeoutError):
+    except (*REDIS_FAILURES, TimeoutError):
         problems.append("redis unreachable")
     try:
         await ctx.nats.flush(timeout=_PROBE_TIMEOUT_S)
