@@ -10,6 +10,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from redis.exceptions import SlotNotCoveredError
 
 from cim_node.acks import AckCursors
 from cim_node.connection import Connection, Phase
@@ -364,6 +365,24 @@ async def test_a_gap_is_filled_from_the_inbox_after_the_wait() -> None:
     await turn()
     assert transport.frames() == [frame(1), frame(2), frame(3)]
     conn.close(release=False)
+
+
+@pytest.mark.parametrize("error", [SlotNotCoveredError, ConnectionError])
+async def test_a_gap_read_that_fails_closes_the_connection_for_a_replay(error: type[Exception]) -> None:
+    """A Redis Cluster in failover raises errors that are not ``RedisError`` (a slot not
+    covered): the connection closes (the client logs in again and replays) instead of holding
+    every later message forever."""
+    ctx = unit_context(gap_wait_ms=20)
+    conn, transport = await live(ctx)
+
+    async def read_fails(user: str, after_seq: int, count: int) -> list[dict[str, Any]]:
+        raise error("slot 5 is not covered")
+
+    ctx.store.read_after = read_fails  # type: ignore[method-assign]
+    conn.deliver(msg(1))
+    conn.deliver(msg(3))  # 2 is missing: the gap read fails
+    await asyncio.wait_for(transport.closed.wait(), 2)
+    assert conn.phase is Phase.CLOSED
 
 
 async def test_ack_is_cumulative_and_clamped(ctx: NodeContext) -> None:
