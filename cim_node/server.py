@@ -191,6 +191,7 @@ class NodeServer:
         await self.announce()
         self._loops = [
             self.spawn(self._announce_loop()),
+            self.spawn(self._restore_loop()),
             self.spawn(self.acks.run()),
             self.spawn(ctx.sweeper.run()),
         ]
@@ -252,10 +253,20 @@ class NodeServer:
             await asyncio.sleep(self.settings.registry_refresh_s)
             if self.state in (ServerState.UP, ServerState.DRAINING):
                 await self.announce()
+
+    async def _restore_loop(self) -> None:
+        """The sessions check, on the registry's period but its own loop: a slow Redis (a cluster
+        in failover) must not hold back the announce, or the record expires and a route sweeps
+        this node's sessions."""
+        while True:
+            await asyncio.sleep(self.settings.registry_refresh_s)
+            if self.state in (ServerState.UP, ServerState.DRAINING):
                 await self._restore_sessions()
 
     async def _restore_sessions(self) -> None:
-        """Undo a route's sweep of this node's sessions (it looked dead while NATS was away)."""
+        """Undo a route's sweep of this node's sessions (it looked dead while NATS was away, or
+        its record expired): put them back, then read each connection's inbox again, since what
+        was sent meanwhile was stored but not published to this node."""
         # Only sessions already claimed: a login in flight claims its own a moment later.
         live = {
             (c.user, c.device): c.conn_id
@@ -269,6 +280,12 @@ class NodeServer:
             self.metrics.redis_errors.inc()
             log.warning("node=%s session restore failed: %s", self.id, exc)
             return
+        if taken is None:
+            return
+        for conn in self.connections:
+            who = (conn.user, conn.device)
+            if live.get(who) == conn.conn_id and who not in taken:
+                conn.resync()
         for user, device in taken:
             log.info(
                 "node=%s user=%s device=%s logged in elsewhere meanwhile: kicking this connection",

@@ -164,14 +164,15 @@ async def sweep_node(redis: AnyRedis, scripts: Scripts, keys: Keys, node: str) -
 
 async def restore_missing(
     redis: AnyRedis, scripts: Scripts, keys: Keys, node: str, live: dict[tuple[str, str], str]
-) -> list[tuple[str, str]]:
+) -> list[tuple[str, str]] | None:
     """Put back the sessions of ``live`` connections ((user, device) -> connection id) on
     ``node`` that a route swept while the node looked dead (NATS unreachable past its registry
     TTL).
 
     Costs one pipeline of ``SCARD`` (one per bucket the live connections' users are in) while
-    nothing is missing. Returns the (user, device) whose session now belongs to another
-    connection: a newer login elsewhere, whose kick this node may have missed.
+    nothing is missing. Returns None when nothing was missing, else the (user, device) whose
+    session now belongs to another connection: a newer login elsewhere, whose kick this node may
+    have missed (the others were put back).
     """
     wanted = Counter(bucket(user) for user, _ in live)
     async with redis.pipeline(transaction=False) as pipe:
@@ -179,7 +180,7 @@ async def restore_missing(
             pipe.scard(keys.node_sessions(node, b))
         held = await pipe.execute()
     if all(int(n) >= wanted[b] for b, n in zip(wanted, held, strict=True)):
-        return []
+        return None
     now = int(time.time() * 1000)
     async with redis.pipeline(transaction=False) as pipe:
         for (user, device), conn in live.items():

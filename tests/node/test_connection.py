@@ -15,7 +15,7 @@ from shared.registry import MemoryRegistry
 from shared.scripts import Scripts
 from tests.conftest import SECRET
 from tests.harness import eventually
-from tests.node.conftest import Client, NodeFactory, node_settings
+from tests.node.conftest import Client, Inbox, NodeFactory, node_settings
 
 
 async def test_login_welcome_and_ping(node: NodeServer, clients) -> None:
@@ -239,15 +239,20 @@ async def test_start_sweeps_leftovers_and_stop_releases_sessions(
     assert await c.expect_closed() == []
 
 
-async def test_swept_sessions_of_live_connections_come_back(node: NodeServer, clients, redis, prefix) -> None:
+async def test_swept_sessions_of_live_connections_come_back(
+    node: NodeServer, clients, redis, prefix, box: Inbox
+) -> None:
     """A route that thought this node dead (NATS away past the TTL) swept its sessions; the node
-    puts back those of its live connections, and kicks one whose user logged in elsewhere since."""
+    puts back those of its live connections, and kicks one whose user logged in elsewhere since.
+    What was stored for them meanwhile (the route saw no session, so it published nothing) is
+    delivered without a new login."""
     keys = Keys(prefix)
     scripts = Scripts.register(redis)
     alice, bob = await clients(node), await clients(node)
     await alice.login("alice")
     await bob.login("bob")
     assert await sessions.sweep_node(redis, scripts, keys, node.id) == 2
+    stored = await box.store("alice", 2)  # stored, not published: alice looked offline
     await sessions.claim(redis, scripts, keys, "bob", "default", "other-node", "newer")
 
     async def alice_back() -> bool:
@@ -255,6 +260,7 @@ async def test_swept_sessions_of_live_connections_come_back(node: NodeServer, cl
 
     await eventually(alice_back, timeout=5, what="alice's session restored")
     assert await redis.zscore(keys.online(bucket("alice")), "alice") is not None
+    assert [m["seq"] for m in await alice.recv_msgs(2)] == [m["seq"] for m in stored]
     frames = await bob.expect_closed()
     assert frames == [{"t": "kick", "reason": "duplicate_login"}]
     assert [d.node for d in await sessions.devices(redis, keys, "bob")] == ["other-node"]
