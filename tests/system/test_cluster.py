@@ -1,4 +1,5 @@
-"""The whole path on real processes: route, two nodes, NATS, Redis, the SDK."""
+"""The whole path on real processes: route, two nodes, NATS, Redis, the SDK — on single servers
+and on the HA rig (a 3-server NATS cluster and a Redis Cluster of 3 + 3, as ``cim up --ha``)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,26 @@ import socket
 import struct
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import msgpack
 import pytest
 
 from cim_client import Client, ConnectionState
 from shared import protocol
-from tests.harness import Cluster, eventually
+from tests.ha_rig import HaRig
+from tests.harness import SECRET, Cluster, eventually
 
 PASSWORD = "password123"
+
+
+@pytest.fixture(params=["single", "ha"])
+async def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Cluster]:
+    """A route and two nodes, on their own NATS and Redis or on the HA rig's clusters."""
+    rig = HaRig(tmp_path) if request.param == "ha" else Cluster(tmp_path, secret=SECRET)
+    async with rig as c:
+        await c.start(nodes=2)
+        yield c
 
 
 async def _client(cluster: Cluster, username: str, **kwargs: object) -> Client:
