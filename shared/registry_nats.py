@@ -12,6 +12,7 @@ after a marker, ``kv.get`` may return an entry whose value is None.)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -30,6 +31,7 @@ __all__ = ["DEFAULT_BUCKET", "NatsKvRegistry"]
 log = logging.getLogger(__name__)
 
 DEFAULT_BUCKET = "cim-nodes"
+_STOP_TIMEOUT_S = 2.0
 
 
 async def _bind(js: JetStreamContext, bucket: str, refresh_s: float, replicas: int) -> KeyValue:
@@ -103,7 +105,8 @@ class NatsKvRegistry:
         """
         seen: set[str] = set()
         while True:
-            watcher = await self._kv.watchall()
+            async with asyncio.timeout(self.ttl_s):  # a server that went away may never answer
+                watcher = await self._kv.watchall()
             try:
                 current = await self._initial(watcher)
                 for node_id in sorted(seen - current.keys()):
@@ -126,7 +129,8 @@ class NatsKvRegistry:
                     yield event
             finally:
                 with contextlib.suppress(Exception):
-                    await watcher.stop()
+                    async with asyncio.timeout(_STOP_TIMEOUT_S):  # unsubscribing while NATS is away
+                        await watcher.stop()
 
     async def _initial(self, watcher: KeyValue.KeyWatcher) -> dict[str, NodeInfo]:
         """The records a fresh watcher starts with (up to its "initial values done" marker)."""
