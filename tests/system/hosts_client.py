@@ -1,0 +1,169 @@
+"""The clients of ``test_hosts.py``, run on the clients' host (``ip netns exec``).
+
+``python -m tests.system.hosts_client CONFIG`` (CONFIG: JSON ``{route, api_key, users, nodes,
+timeout}``) waits until the route lists ``nodes``, registers and connects ``users`` (one
+``cim_client.Client`` each, its messages collected as they arrive), makes them a group, then
+runs two rounds: in each every user sends a p2p message to every other user and one to the
+group, and the round ends once every recipient received every message accepted (or
+``timeout`` passed). It prints one JSON line after each round and, between them, waits for a
+line on stdin naming the node that was killed: then the clients of that node must be back on
+another node before the round ends. The last line holds everything the test checks:
+``nodes`` (each user's node per round), ``accepted`` (message id -> recipients), ``received``
+(user -> ids in arrival order) and ``duplicates`` (what each SDK dropped as seen before).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from cim_client import CimApiError, Client, ConnectionState
+
+__all__ = ["main"]
+
+PASSWORD = "password123"
+GROUP = "hosts"
+
+
+async def _until(check: Callable[[], Awaitable[bool] | bool], deadline: float, what: str) -> None:
+    while True:
+        outcome = check()
+        if await outcome if isinstance(outcome, Awaitable) else outcome:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def _route_lists(route: str, api_key: str, nodes: set[str], deadline: float) -> None:
+    async with httpx.AsyncClient(timeout=2.0) as http:
+
+        async def listed() -> bool:
+            try:
+                answer = await http.get(f"{route}/api/v1/nodes", headers={"X-API-Key": api_key})
+            except httpx.TransportError:
+                return False
+            return answer.status_code == 200 and nodes <= {n["id"] for n in answer.json()}
+
+        await _until(listed, deadline, f"the route to list {sorted(nodes)}")
+
+
+async def _accepted(send: Callable[[str], Awaitable[str]], deadline: float) -> str:
+    """The id of a send, retried under one ``client_msg_id`` while the route answers 503 or
+    cannot be reached (safe: the route stores it at most once)."""
+    client_msg_id = secrets.token_hex(8)
+    while True:
+        try:
+            return await send(client_msg_id)
+        except (CimApiError, httpx.TransportError) as exc:
+            if isinstance(exc, CimApiError) and exc.status != 503 or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.1)
+
+
+class Clients:
+    """The users' clients, what they sent and what they received."""
+
+    def __init__(self, route: str, users: list[str]) -> None:
+        self.clients = {user: Client(route, user, PASSWORD) for user in users}
+        self.accepted: dict[str, list[str]] = {}
+        self.received: dict[str, list[str]] = {user: [] for user in users}
+        self.readers: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        for client in self.clients.values():
+            await client.register()
+        await asyncio.gather(*(client.connect() for client in self.clients.values()))
+        for user, client in self.clients.items():
+            self.readers.append(asyncio.create_task(self._read(user, client)))
+        first, *others = self.clients
+        await self.clients[first].create_group(GROUP, others)
+
+    async def _read(self, user: str, client: Client) -> None:
+        async for message in client.messages():
+            self.received[user].append(message.id)
+
+    async def close(self) -> None:
+        for client in self.clients.values():
+            await client.close()
+        for reader in self.readers:
+            reader.cancel()
+        await asyncio.gather(*self.readers, return_exceptions=True)
+
+    def nodes(self) -> dict[str, str | None]:
+        return {user: client.node.id if client.node else None for user, client in self.clients.items()}
+
+    async def round(self, name: str, deadline: float) -> None:
+        """Every user sends to every other user and to the group, all senders at once."""
+        await asyncio.gather(*(self._sends(user, name, deadline) for user in self.clients))
+
+    async def _sends(self, sender: str, name: str, deadline: float) -> None:
+        client = self.clients[sender]
+        for to in self.clients:
+            if to != sender:
+                body = f"{name}: {sender} to {to}"
+                msg_id = await _accepted(
+                    lambda cid, to=to, body=body: self._p2p(client, to, body, cid), deadline
+                )
+                self.accepted[msg_id] = [to]
+        body = f"{name}: {sender} to the group"
+        msg_id = await _accepted(lambda cid: self._group(client, body, cid), deadline)
+        self.accepted[msg_id] = [user for user in self.clients if user != sender]
+
+    @staticmethod
+    async def _p2p(client: Client, to: str, body: str, client_msg_id: str) -> str:
+        return (await client.send(to, body, client_msg_id=client_msg_id)).id
+
+    @staticmethod
+    async def _group(client: Client, body: str, client_msg_id: str) -> str:
+        return (await client.send_group(GROUP, body, client_msg_id=client_msg_id))["id"]
+
+    def all_received(self) -> bool:
+        return all(msg_id in self.received[user] for msg_id, users in self.accepted.items() for user in users)
+
+    def on_a_live_node(self, dead: str) -> bool:
+        return all(
+            c.state is ConnectionState.READY and c.node is not None and c.node.id != dead
+            for c in self.clients.values()
+        )
+
+
+async def _run(config: dict[str, Any], clients: Clients) -> None:
+    timeout = float(config["timeout"])
+    await _route_lists(config["route"], config["api_key"], set(config["nodes"]), time.monotonic() + timeout)
+    await clients.start()
+    nodes = {"before": clients.nodes()}
+    await clients.round("before", time.monotonic() + timeout)
+    await _until(clients.all_received, time.monotonic() + timeout, "the first round's messages")
+    print(json.dumps({"round": "before", "nodes": nodes["before"]}), flush=True)
+    dead = (await asyncio.to_thread(sys.stdin.readline)).strip()
+    deadline = time.monotonic() + timeout
+    await clients.round("after", deadline)
+    try:
+        await _until(lambda: clients.on_a_live_node(dead), deadline, f"every client off {dead}")
+        await _until(clients.all_received, deadline, "every message")
+    except TimeoutError as exc:
+        print(f"hosts_client: {exc}", file=sys.stderr, flush=True)
+    nodes["after"] = clients.nodes()
+    duplicates = {user: c.duplicates_dropped for user, c in clients.clients.items()}
+    report = {"nodes": nodes, "accepted": clients.accepted, "received": clients.received}
+    print(json.dumps({"round": "after", **report, "duplicates": duplicates}), flush=True)
+
+
+async def main(config: dict[str, Any]) -> None:
+    clients = Clients(config["route"], list(config["users"]))
+    try:
+        await _run(config, clients)
+    finally:
+        await clients.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(json.loads(sys.argv[1])))
