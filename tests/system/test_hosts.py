@@ -60,6 +60,7 @@ USERS = [f"user-{i}" for i in range(6)]
 START_TIMEOUT_S = 15.0
 CLIENT_TIMEOUT_S = 15.0
 """How long the clients wait for each round (deliveries, reconnects)."""
+TEST_TIMEOUT_S = 45.0
 PASSWORD = "redis-" + "p" * 20
 
 
@@ -113,7 +114,9 @@ class Rig:
             self.kill(host)
         if failed:
             for log in sorted(self.tmp.rglob("*.log")):
-                sys.stderr.write(f"----- {log.name} -----\n{log.read_text(errors='replace')[-3000:]}\n")
+                sys.stderr.write(
+                    f"----- {log.relative_to(self.tmp)} -----\n{log.read_text(errors='replace')[-3000:]}\n"
+                )
 
     # ----- servers ---------------------------------------------------------------------
 
@@ -193,7 +196,7 @@ class Rig:
             auth_rate="0",
             **cim_vars,
         )
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = _pythonpath()
         return self.spawn(host, name, [sys.executable, "-m", module], port, env)
 
     async def start_cim(self) -> None:
@@ -283,7 +286,13 @@ async def _rounds(rig: Rig, clients: asyncio.subprocess.Process) -> tuple[dict, 
     return before, await _line(clients.stdout, "the second round")
 
 
-async def test_messages_cross_hosts_and_none_is_lost_when_a_host_dies(hosts: Hosts, tmp_path: Path) -> None:
+def _pythonpath() -> str:
+    """This checkout first, so the processes in the namespaces import the code under test."""
+    return os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+
+
+async def _run(hosts: Hosts, tmp_path: Path) -> tuple[dict, dict]:
+    """Start everything and the clients; their two reports. Every process is gone afterwards."""
     with _rig(hosts, tmp_path) as rig:
         await asyncio.gather(rig.start_nats(), rig.start_redis())
         await rig.start_cim()
@@ -294,27 +303,30 @@ async def test_messages_cross_hosts_and_none_is_lost_when_a_host_dies(hosts: Hos
             "nodes": list(NODES),
             "timeout": CLIENT_TIMEOUT_S,
         }
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        }
+        args = [sys.executable, "-m", "tests.system.hosts_client", json.dumps(config)]
         with (tmp_path / "clients.log").open("wb") as errors:
             clients = await asyncio.create_subprocess_exec(
-                *hosts.command(
-                    CLIENTS, [sys.executable, "-m", "tests.system.hosts_client", json.dumps(config)]
-                ),
+                *hosts.command(CLIENTS, args),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=errors,
-                env=env,
+                env={**os.environ, "PYTHONPATH": _pythonpath()},
             )
         try:
-            before, after = await _rounds(rig, clients)
+            reports = await _rounds(rig, clients)
             assert await asyncio.wait_for(clients.wait(), 10) == 0
         finally:
             if clients.returncode is None:
                 clients.kill()
                 await clients.wait()
+    return reports
+
+
+async def test_messages_cross_hosts_and_none_is_lost_when_a_host_dies(hosts: Hosts, tmp_path: Path) -> None:
+    # Within pytest-timeout's limit, so that a hang still ends in the teardown (its own timeout
+    # would end the process and leave the namespaces behind).
+    async with asyncio.timeout(TEST_TIMEOUT_S):
+        before, after = await _run(hosts, tmp_path)
 
     moved = [user for user, node in before["nodes"].items() if node == "node-3"]
     assert moved and all(after["nodes"]["after"][user] == "node-2" for user in moved), after["nodes"]
