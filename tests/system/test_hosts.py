@@ -30,6 +30,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,7 @@ START_TIMEOUT_S = 15.0
 CLIENT_TIMEOUT_S = 15.0
 """How long the clients wait for each round (deliveries, reconnects)."""
 TEST_TIMEOUT_S = 45.0
-PASSWORD = "redis-" + "p" * 20
+REDIS_PASSWORD = "redis-" + "p" * 20
 
 
 class Rig:
@@ -72,6 +73,7 @@ class Rig:
         self.hosts = hosts
         self.tmp = tmp
         self.on_host: list[tuple[int, Service]] = []
+        self.host_of: dict[str, int] = {}
         self.nats_auth = NatsAuth({ADMIN: NatsUser(ADMIN)})
         for user in (route_user(), *map(node_user, NODES)):
             self.nats_auth.add(user)
@@ -82,20 +84,24 @@ class Rig:
     def spawn(
         self, host: int, name: str, args: list[str], port: int, env: dict[str, str] | None = None
     ) -> Service:
-        service = Service(
-            name, self.hosts.command(host, args), self.address(host), port, "", self.tmp / f"{name}.log", env
+        log = self.tmp / f"{name}.log"
+        return self.run(
+            host, Service(name, self.hosts.command(host, args), self.address(host), port, "", log, env)
         )
+
+    def run(self, host: int, service: Service) -> Service:
+        """Spawn ``service`` (its command already runs it on ``host``) and own it."""
         self.on_host.append((host, service))
+        self.host_of[service.name] = host
         service.spawn()
         return service
 
     async def listening(self, *services: Service) -> None:
         """Until every one of ``services`` accepts connections on its host's address."""
-        by_service = {id(s): h for h, s in self.on_host}
         await asyncio.gather(
             *(
                 asyncio.to_thread(
-                    self.hosts.call, by_service[id(s)], lambda s=s: s.wait_listening(START_TIMEOUT_S)
+                    self.hosts.call, self.host_of[s.name], partial(s.wait_listening, START_TIMEOUT_S)
                 )
                 for s in services
             )
@@ -154,8 +160,8 @@ class Rig:
         """The Redis Cluster of ``REDIS_MASTERS``, formed (every slot served)."""
         extra = [
             "user default off",
-            redis_user(REDIS_USER, PASSWORD, CLUSTER_RULES),
-            redis_user(ADMIN, PASSWORD, ADMIN_RULES),
+            redis_user(REDIS_USER, REDIS_PASSWORD, CLUSTER_RULES),
+            redis_user(ADMIN, REDIS_PASSWORD, ADMIN_RULES),
         ]
         members = []
         for host, port in REDIS_MASTERS:
@@ -163,21 +169,21 @@ class Rig:
                 self.tmp / f"redis-{host + 1}-{port}",
                 self.address(host),
                 port,
-                lambda args, host=host: self.hosts.command(host, args),
+                partial(self.hosts.command, host),
                 extra,
             )
-            self.on_host.append((host, service))
-            service.spawn()
-            members.append(service)
+            members.append(self.run(host, service))
         await self.listening(*members)
         addresses = [(s.host, s.port) for s in members]
-        form = lambda: redis_cluster.form(addresses, START_TIMEOUT_S, username=ADMIN, password=PASSWORD)  # noqa: E731
+        form = partial(
+            redis_cluster.form, addresses, START_TIMEOUT_S, username=ADMIN, password=REDIS_PASSWORD
+        )
         await asyncio.to_thread(self.hosts.call, 0, form)
 
     @property
     def redis_url(self) -> str:
         seeds = ",".join(f"{self.address(h)}:{p}" for h, p in REDIS_MASTERS)
-        return f"redis+cluster://{REDIS_USER}:{PASSWORD}@{seeds}"
+        return f"redis+cluster://{REDIS_USER}:{REDIS_PASSWORD}@{seeds}"
 
     @property
     def route_url(self) -> str:
