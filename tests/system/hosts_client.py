@@ -4,12 +4,15 @@
 timeout}``) waits until the route lists ``nodes``, registers and connects ``users`` (one
 ``cim_client.Client`` each, its messages collected as they arrive), makes them a group, then
 runs two rounds: in each every user sends a p2p message to every other user and one to the
-group, and the round ends once every recipient received every message accepted (or
-``timeout`` passed). It prints one JSON line after each round and, between them, waits for a
-line on stdin naming the node that was killed: then the clients of that node must be back on
-another node before the round ends. The last line holds everything the test checks:
-``nodes`` (each user's node per round), ``accepted`` (message id -> recipients), ``received``
-(user -> ids in arrival order) and ``duplicates`` (what each SDK dropped as seen before).
+group, and the round ends once every recipient received every message accepted. It prints one
+JSON line after each round and, between them, waits for a line on stdin naming the node that
+was killed: the second round starts at once, and it also waits until the clients of that node
+are back on another node. The last line holds everything the test checks: ``nodes`` (each
+user's node per round), ``accepted`` (message id -> recipients), ``received`` (user -> ids in
+arrival order), ``duplicates`` (what each SDK dropped as seen before), ``back_s`` (from the
+kill until every client was on a live node again) and ``accepted_while_away`` (messages to the
+dead node's users accepted before that). A wait that passes ``timeout`` ends it non-zero
+(``TimeoutError`` on stderr), without that line.
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ async def _accepted(send: Callable[[str], Awaitable[str]], deadline: float) -> s
         try:
             return await send(client_msg_id)
         except (CimApiError, httpx.TransportError) as exc:
-            if isinstance(exc, CimApiError) and exc.status != 503 or time.monotonic() > deadline:
+            if (isinstance(exc, CimApiError) and exc.status != 503) or time.monotonic() > deadline:
                 raise
         await asyncio.sleep(0.1)
 
@@ -74,6 +77,7 @@ class Clients:
     def __init__(self, route: str, users: list[str]) -> None:
         self.clients = {user: Client(route, user, PASSWORD) for user in users}
         self.accepted: dict[str, list[str]] = {}
+        self.accepted_at: dict[str, float] = {}
         self.received: dict[str, list[str]] = {user: [] for user in users}
         self.readers: list[asyncio.Task[None]] = []
 
@@ -112,10 +116,20 @@ class Clients:
                 msg_id = await _accepted(
                     lambda cid, to=to, body=body: self._p2p(client, to, body, cid), deadline
                 )
-                self.accepted[msg_id] = [to]
+                self._took(msg_id, [to])
         body = f"{name}: {sender} to the group"
         msg_id = await _accepted(lambda cid: self._group(client, body, cid), deadline)
-        self.accepted[msg_id] = [user for user in self.clients if user != sender]
+        self._took(msg_id, [user for user in self.clients if user != sender])
+
+    def _took(self, msg_id: str, recipients: list[str]) -> None:
+        self.accepted[msg_id] = recipients
+        self.accepted_at[msg_id] = time.monotonic()
+
+    def while_away(self, users: set[str], gone: float, back: float) -> int:
+        """How many messages to ``users`` were accepted between times ``gone`` and ``back``."""
+        return sum(
+            1 for m, to in self.accepted.items() if gone <= self.accepted_at[m] < back and users & set(to)
+        )
 
     @staticmethod
     async def _p2p(client: Client, to: str, body: str, client_msg_id: str) -> str:
@@ -144,17 +158,28 @@ async def _run(config: dict[str, Any], clients: Clients) -> None:
     await _until(clients.all_received, time.monotonic() + timeout, "the first round's messages")
     print(json.dumps({"round": "before", "nodes": nodes["before"]}), flush=True)
     dead = (await asyncio.to_thread(sys.stdin.readline)).strip()
-    deadline = time.monotonic() + timeout
-    await clients.round("after", deadline)
-    try:
-        await _until(lambda: clients.on_a_live_node(dead), deadline, f"every client off {dead}")
-        await _until(clients.all_received, deadline, "every message")
-    except TimeoutError as exc:
-        print(f"hosts_client: {exc}", file=sys.stderr, flush=True)
+    killed, deadline = time.monotonic(), time.monotonic() + timeout
+    async with asyncio.TaskGroup() as group:
+        back = group.create_task(_until_back(clients, dead, deadline))
+        group.create_task(clients.round("after", deadline))
+    await _until(clients.all_received, deadline, "every message")
     nodes["after"] = clients.nodes()
-    duplicates = {user: c.duplicates_dropped for user, c in clients.clients.items()}
-    report = {"nodes": nodes, "accepted": clients.accepted, "received": clients.received}
-    print(json.dumps({"round": "after", **report, "duplicates": duplicates}), flush=True)
+    away = {user for user, node in nodes["before"].items() if node == dead}
+    report = {
+        "nodes": nodes,
+        "accepted": clients.accepted,
+        "received": clients.received,
+        "duplicates": {user: c.duplicates_dropped for user, c in clients.clients.items()},
+        "back_s": round(back.result() - killed, 3),
+        "accepted_while_away": clients.while_away(away, killed, back.result()),
+    }
+    print(json.dumps({"round": "after", **report}), flush=True)
+
+
+async def _until_back(clients: Clients, dead: str, deadline: float) -> float:
+    """When every client is connected to a node other than ``dead`` again."""
+    await _until(lambda: clients.on_a_live_node(dead), deadline, f"every client off {dead}")
+    return time.monotonic()
 
 
 async def main(config: dict[str, Any]) -> None:
