@@ -12,7 +12,7 @@ user's node per round), ``accepted`` (message id -> recipients), ``received`` (u
 arrival order), ``duplicates`` (what each SDK dropped as seen before), ``back_s`` (from the
 kill until every client was on a live node again) and ``accepted_while_away`` (messages to the
 dead node's users accepted before that). A wait that passes ``timeout`` ends it non-zero
-(``TimeoutError`` on stderr), without that line.
+(an ``AssertionError`` on stderr), without that line.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from cim_client import CimApiError, Client, ConnectionState
+from tests.harness import eventually
 
 __all__ = ["main"]
 
@@ -35,14 +36,13 @@ PASSWORD = "password123"
 GROUP = "hosts"
 
 
-async def _until(check: Callable[[], Awaitable[bool] | bool], deadline: float, what: str) -> None:
-    while True:
-        outcome = check()
-        if await outcome if isinstance(outcome, Awaitable) else outcome:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
+async def _until(check: Callable[[], bool], deadline: float, what: str) -> None:
+    """Until ``check()`` is true; ``AssertionError`` at ``deadline`` (``time.monotonic()``)."""
+
+    async def checked() -> bool:
+        return check()
+
+    await eventually(checked, timeout=deadline - time.monotonic(), what=what)
 
 
 async def _route_lists(route: str, api_key: str, nodes: set[str], deadline: float) -> None:
@@ -55,7 +55,9 @@ async def _route_lists(route: str, api_key: str, nodes: set[str], deadline: floa
                 return False
             return answer.status_code == 200 and nodes <= {n["id"] for n in answer.json()}
 
-        await _until(listed, deadline, f"the route to list {sorted(nodes)}")
+        await eventually(
+            listed, timeout=deadline - time.monotonic(), what=f"the route to list {sorted(nodes)}"
+        )
 
 
 async def _accepted(send: Callable[[str], Awaitable[str]], deadline: float) -> str:

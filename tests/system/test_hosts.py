@@ -35,12 +35,10 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from nats.errors import Error as NatsError
 
-from cim_cli.ops.ha import CLUSTER_RULES
+from cim_cli.ops.ha import CLUSTER_RULES, jetstream_answers
 from cim_cli.ops.nats_auth import ADMIN, ROUTE, NatsAuth, NatsUser, node_user, route_user
 from cim_cli.ops.services import ADMIN_RULES, REDIS_USER, Service, child_env, nats_server_binary, redis_user
-from shared.links import connect_once
 from tests import redis_cluster
 from tests.harness import API_KEY, SECRET
 from tests.netns import Hosts
@@ -239,24 +237,10 @@ class Rig:
 async def _jetstream_everywhere(urls: list[str], deadline: float) -> None:
     """Until JetStream answers through each server of ``urls`` (its cluster has a leader)."""
     for url in urls:
-        while not await _jetstream_answers(url):
+        while not await jetstream_answers(url):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"JetStream does not answer through {url.rpartition('@')[2]}")
             await asyncio.sleep(0.1)
-
-
-async def _jetstream_answers(url: str) -> bool:
-    try:
-        nc = await connect_once(url)
-    except Exception:  # nats-py raises several unrelated types for a server not ready
-        return False
-    try:
-        await nc.jetstream(timeout=2).account_info()
-    except NatsError:
-        return False
-    finally:
-        await nc.close()
-    return True
 
 
 @pytest.fixture
