@@ -74,7 +74,12 @@ def api_keys(environ: Mapping[str, str]) -> tuple[str, ...]:
 
 
 def redacted(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``, for messages and logs."""
+    """``url`` with its password (if any) replaced by ``***``, for messages and logs; in a
+    comma-separated list (``CIM_NATS_URL`` of a cluster) every URL's."""
+    return ",".join(map(_redacted_one, url.split(",")))
+
+
+def _redacted_one(url: str) -> str:
     password = urlsplit(url).password
     return url if password is None else url.replace(f":{password}@", ":***@", 1)
 

@@ -54,7 +54,7 @@ from cim_cli.ops.services import (
 )
 from shared.links import connect_once
 
-__all__ = ["NatsCluster", "RedisClusterServers", "ha_ports"]
+__all__ = ["NatsCluster", "RedisClusterServers", "ha_ports", "jetstream_answers"]
 
 NATS_SERVERS = 3
 REDIS_MASTERS = 3
@@ -192,13 +192,14 @@ class NatsCluster:
         server reaches it), as ``user``; ``TimeoutError`` after ``timeout``."""
         deadline = time.monotonic() + timeout
         for server in self.server_urls(user):
-            while not await _jetstream_answers(server, ca):
+            while not await jetstream_answers(server, ca):
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"NATS cluster: JetStream not ready after {timeout:.0f}s ({server})")
                 await asyncio.sleep(0.2)
 
 
-async def _jetstream_answers(server: str, ca: str) -> bool:
+async def jetstream_answers(server: str, ca: str = "") -> bool:
+    """Whether JetStream answers through ``server`` (a URL with its user) now."""
     try:
         nc = await connect_once(server, ca=ca)
     except Exception:  # nats-py raises several unrelated types for a server not ready

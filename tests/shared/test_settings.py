@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.errors import SettingsError
-from shared.settings import NodeSettings, RateLimit, RouteSettings, credentials_problem
+from shared.settings import NodeSettings, RateLimit, RouteSettings, credentials_problem, redacted
 
 SECRET = "s" * 32
 LINKS = {"CIM_NATS_URL": "nats://node:pw@127.0.0.1:4222", "CIM_REDIS_URL": "redis://cim:pw@127.0.0.1:6379/0"}
@@ -171,3 +171,19 @@ def test_redis_wait_is_refused_on_a_redis_cluster() -> None:
     with pytest.raises(SettingsError, match="CIM_REDIS_WAIT is not supported on a Redis Cluster"):
         RouteSettings.from_env({**cluster, "CIM_REDIS_WAIT": "1"})
     assert RouteSettings.from_env(cluster).redis_wait == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("nats://route:pw1@h1:4222", "nats://route:***@h1:4222"),
+        (
+            "nats://route:pw1@h1:4222,nats://route:pw2@h2:4222",
+            "nats://route:***@h1:4222,nats://route:***@h2:4222",
+        ),
+        ("redis+cluster://cim:pw@h1:7000,h2:7000", "redis+cluster://cim:***@h1:7000,h2:7000"),
+        ("nats://h1:4222,nats://h2:4222", "nats://h1:4222,nats://h2:4222"),
+    ],
+)
+def test_redacted_hides_every_password_of_a_list(url: str, shown: str) -> None:
+    assert redacted(url) == shown
