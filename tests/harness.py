@@ -24,9 +24,20 @@ import httpx
 
 from cim_cli.ops.launcher import LocalCluster
 from cim_cli.ops.services import Service
+from cim_client import Client
 
 API_KEY = "test-api-key-0123456789"
 SECRET = "test-secret-" + "x" * 20
+
+
+async def first_message(sender: Client, recipient: Client, body: str) -> None:
+    """Register and connect both, then one message from ``sender``: ``recipient`` gets it whole."""
+    for client in (sender, recipient):
+        await client.register()
+        await client.connect()
+    sent = await sender.send(recipient.username, body)
+    got = await recipient.next_message(10)
+    assert (got.id, got.sender, got.body) == (sent.id, sender.username, body)
 
 
 async def eventually(

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from cim_client import AdminClient, CimApiError, Client
-from tests.harness import eventually
+from tests.harness import eventually, first_message
 
 PASSWORD = "password123"
 START_TIMEOUT_S = 45.0
@@ -200,12 +200,7 @@ async def test_up_prints_serves_and_stops_everything(tmp_path: Path) -> None:
             Client(up.route_url, "alice", PASSWORD) as alice,
             Client(up.route_url, "bob", PASSWORD) as bob,
         ):
-            for c in (alice, bob):
-                await c.register()
-                await c.connect()
-            sent = await alice.send("bob", "over cim up")
-            got = await bob.next_message(10)
-            assert (got.id, got.sender, got.body) == (sent.id, "alice", "over cim up")
+            await first_message(alice, bob, "over cim up")
             token = alice.token
             carol = Client(up.route_url, "carol", PASSWORD)
             await carol.register()

@@ -20,7 +20,7 @@ import httpx
 
 from cim_client import AdminClient, CimApiError, Client
 from tests.cli.test_launcher import PASSWORD, Up, _descendants, _env, _none_alive, _parent, _program
-from tests.harness import eventually
+from tests.harness import eventually, first_message
 
 
 async def _send_until_accepted(sender: Client, to: str, body: str) -> str:
@@ -76,12 +76,7 @@ async def test_up_ha_serves_over_both_clusters_survives_a_redis_master_kill_and_
             Client(up.route_url, "alice", PASSWORD) as alice,
             Client(up.route_url, "bob", PASSWORD) as bob,
         ):
-            for c in (alice, bob):
-                await c.register()
-                await c.connect()
-            sent = await alice.send("bob", "over the clusters")
-            got = await bob.next_message(10)
-            assert (got.id, got.sender, got.body) == (sent.id, "alice", "over the clusters")
+            await first_message(alice, bob, "over the clusters")
 
             # A Redis member SIGKILLed: the cluster goes on (its replica, if it was a master),
             # cim up starts it again, and messages still flow.
