@@ -17,7 +17,7 @@ import pytest
 from nats.aio.client import Client as Nats
 from nats.aio.subscription import Subscription
 
-from cim_cli.ops.services import Service, wait_for_port
+from cim_cli.ops.services import Service, child_env, wait_for_port
 from cim_route import create_app
 from cim_route.context import Context
 from shared import bus, sessions
@@ -140,6 +140,12 @@ async def settle(route: RouteUnderTest, nc: Nats) -> None:
     published so far is in the test's subscriptions."""
     await route.ctx.nats.flush(timeout=2)
     await nc.flush(timeout=2)
+
+
+def route_env(nats: Service, redis: Service, port: int, **settings: Any) -> dict[str, str]:
+    """The environment of a route process on the suite's NATS and Redis, listening on ``port``,
+    with more ``CIM_*`` ``settings``."""
+    return child_env(nats_url=nats.url, redis_url=redis.url, secret=SECRET, route_port=port, **settings)
 
 
 def start_route_process(env: dict[str, str], log: Path, port: int) -> subprocess.Popen[bytes]:

@@ -12,9 +12,8 @@ import httpx
 import orjson
 import pytest
 
-from cim_cli.ops.services import Service, child_env, free_port
-from tests.conftest import SECRET
-from tests.route.conftest import start_route_process, stop_process
+from cim_cli.ops.services import Service, free_port
+from tests.route.conftest import route_env, start_route_process, stop_process
 
 REQUEST_S = 1.0
 IDLE_S = 2.0
@@ -27,12 +26,11 @@ def route_port(
 ) -> Iterator[tuple[int, int]]:
     """A route process with short deadlines: its port and pid."""
     port = free_port()
-    env = child_env(
-        nats_url=nats_service.url,
-        redis_url=redis_service.url,
+    env = route_env(
+        nats_service,
+        redis_service,
+        port,
         redis_prefix="limits:",
-        secret=SECRET,
-        route_port=port,
         http_request_s=REQUEST_S,
         http_idle_s=IDLE_S,
         log_level="warning",

@@ -11,32 +11,26 @@ from pathlib import Path
 import httpx
 from nats.aio.client import Client as Nats
 
-from cim_cli.ops.services import Service, child_env, free_port, wait_for_port
+from cim_cli.ops.services import Service, child_env, free_port
 from shared.registry import NodeInfo
 from shared.registry_nats import NatsKvRegistry
-from tests.conftest import SECRET
 from tests.harness import eventually
-from tests.route.conftest import PASSWORD, MakeRoute
+from tests.route.conftest import PASSWORD, MakeRoute, route_env, start_route_process, stop_process
 
 
 def test_entry_point_serves_and_stops_cleanly(
     nats_service: Service, redis_service: Service, prefix: str, tmp_path: Path
 ) -> None:
     port = free_port()
-    env = child_env(
-        nats_url=nats_service.url,
-        redis_url=redis_service.url,
+    env = route_env(
+        nats_service,
+        redis_service,
+        port,
         redis_prefix=prefix,
-        secret=SECRET,
-        route_port=port,
     )
     log = tmp_path / "route.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cim_route"], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+    proc = start_route_process(env, log, port)
     try:
-        wait_for_port("127.0.0.1", port, 20.0, proc)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
             assert http.get("/healthz").status_code == 200
             resp = http.get("/readyz")
@@ -44,9 +38,7 @@ def test_entry_point_serves_and_stops_cleanly(
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0, log.read_text()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def test_bad_settings_exit_2() -> None:

@@ -17,12 +17,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from cim_cli.ops.services import Service, child_env, free_port
+from cim_cli.ops.services import Service, free_port
 from shared.registry import NodeInfo
 from shared.registry_nats import DEFAULT_BUCKET, NatsKvRegistry
-from tests.conftest import SECRET
 from tests.harness import API_KEY
-from tests.route.conftest import PASSWORD, start_route_process, stop_process
+from tests.route.conftest import PASSWORD, route_env, start_route_process, stop_process
 
 EXAMPLES = 10
 USER = "fuzz-user"
@@ -45,13 +44,12 @@ def route_url(
     nats_service: Service, redis_service: Service, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     port = free_port()
-    env = child_env(
-        nats_url=nats_service.url,
-        redis_url=redis_service.url,
+    env = route_env(
+        nats_service,
+        redis_service,
+        port,
         redis_prefix="fuzz:",
-        secret=SECRET,
         api_keys=API_KEY,
-        route_port=port,
         registry_refresh_s=REFRESH_S,
         scrypt_n=2,
         auth_rate=0,

@@ -18,13 +18,13 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from cim_cli.ops.services import Service, child_env, free_port
+from cim_cli.ops.services import Service, free_port
 from shared import tokens
 from shared.inbox import read_after
 from shared.keys import Keys
 from tests.conftest import SECRET
 from tests.harness import eventually
-from tests.route.conftest import PASSWORD, start_route_process, stop_process
+from tests.route.conftest import PASSWORD, route_env, start_route_process, stop_process
 
 
 @dataclass
@@ -47,12 +47,11 @@ async def workers(
     nats_service: Service, redis_service: Service, prefix: str, tmp_path: Path
 ) -> AsyncIterator[Workers]:
     port = free_port()
-    env = child_env(
-        nats_url=nats_service.url,
-        redis_url=redis_service.url,
+    env = route_env(
+        nats_service,
+        redis_service,
+        port,
         redis_prefix=prefix,
-        secret=SECRET,
-        route_port=port,
         route_workers=2,
         scheduler_poll_ms=50,
         scrypt_n=1024,
